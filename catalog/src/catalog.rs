@@ -1,0 +1,395 @@
+//! The catalog: a warehouse's served files, mapped to the unified views, registered in a
+//! DataFusion session.
+//!
+//! ```text
+//!  raw.<p>_<kind>_delivered   every row of every served file (+ shop_id, dt, _delivery)
+//!        │ newest delivery of each natural key wins (row_number over the key)
+//!  raw.<p>_<kind>             one row per natural key: the platform's columns, as exported
+//!        │ mapping parts (SQL), cast to the unified types, UNION ALL over platforms
+//!  raw.<view>_mapped          every mapped row, with its _delivery
+//!        │ rows whose required columns are all present
+//!  <view>                     order_lines, refunds, fees, ad_spend, … (public)
+//!
+//!  amoeba_files               every data file: served (with its delivery) or rejected (why)
+//!  amoeba_rejected_rows       mapped rows left out, with their file and the missing column
+//! ```
+//!
+//! A catalog is an immutable snapshot of the warehouse: opening it again picks up new files.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::discovery::{Discovery, Rejection, SourceFile, discover};
+use crate::error::{CatalogError, Result};
+use crate::mapping::{ColumnType, Layout, Mapping, sql_ident, sql_string};
+use crate::source_table::SourceTable;
+use crate::unified::{UNIFIED_VIEWS, UnifiedView};
+use crate::warehouse::Warehouse;
+
+/// Where a warehouse keeps mapping files that add to or replace the built-in ones.
+pub const MAPPINGS_DIR: &str = "model/mappings";
+
+/// The schema of the raw tables.
+pub const RAW_SCHEMA: &str = "raw";
+
+/// A snapshot of a warehouse: mappings, served files and rejections.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    warehouse: Warehouse,
+    mappings: Vec<Mapping>,
+    discovery: Discovery,
+}
+
+impl Catalog {
+    /// Opens a warehouse: loads the mappings (built-in, then `model/mappings/*.toml` of the
+    /// warehouse, which replace a built-in mapping of the same name), lists and validates
+    /// every data file.
+    pub async fn open(warehouse: Warehouse) -> Result<Catalog> {
+        let mut mappings = Mapping::builtin()?;
+        for extra in load_warehouse_mappings(&warehouse).await? {
+            match mappings.iter_mut().find(|m| m.name == extra.name) {
+                Some(existing) => *existing = extra,
+                None => mappings.push(extra),
+            }
+        }
+        let discovery = discover(&warehouse, &mappings).await?;
+        Ok(Catalog {
+            warehouse,
+            mappings,
+            discovery,
+        })
+    }
+
+    /// The warehouse.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// The mappings in force.
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// The served files, in delivery order.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.discovery.files
+    }
+
+    /// The rejected files.
+    pub fn rejections(&self) -> &[Rejection] {
+        &self.discovery.rejections
+    }
+
+    /// Registers the store, the raw tables, the unified views and the catalog's own tables
+    /// in `ctx`.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        self.warehouse.register(ctx);
+        ctx.sql(&format!("CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}"))
+            .await?;
+        for mapping in &self.mappings {
+            for (kind, source) in &mapping.sources {
+                self.register_source(ctx, mapping, kind, source).await?;
+            }
+        }
+        ctx.register_table("amoeba_files", Arc::new(self.files_table()?))?;
+        let mut rejected_parts = Vec::new();
+        for view in UNIFIED_VIEWS {
+            rejected_parts.push(self.register_view(ctx, view).await?);
+        }
+        let sql = format!(
+            "CREATE VIEW amoeba_rejected_rows AS {}",
+            rejected_parts.join(" UNION ALL ")
+        );
+        create_view(ctx, "(catalog)", "amoeba_rejected_rows", &sql).await?;
+        Ok(())
+    }
+
+    async fn register_source(
+        &self,
+        ctx: &SessionContext,
+        mapping: &Mapping,
+        kind: &str,
+        source: &crate::mapping::SourceDef,
+    ) -> Result<()> {
+        let fields: Vec<Field> = source
+            .columns
+            .iter()
+            .map(|(name, ty)| {
+                let ty = ColumnType::parse(ty)
+                    .map(ColumnType::served_type)
+                    .unwrap_or(DataType::Utf8);
+                Field::new(name, ty, true)
+            })
+            .collect();
+        let files: Vec<SourceFile> = self
+            .discovery
+            .files
+            .iter()
+            .filter(|f| f.mapping == mapping.name && f.source == kind)
+            .cloned()
+            .collect();
+        let raw = mapping.raw_table(kind);
+        let provider = SourceTable::new(
+            Arc::new(Schema::new(fields)),
+            self.warehouse.store_url().clone(),
+            files,
+        );
+        ctx.register_table(
+            TableReference::partial(RAW_SCHEMA, format!("{raw}_delivered")),
+            Arc::new(provider),
+        )?;
+        let columns: Vec<String> = source
+            .columns
+            .keys()
+            .map(|c| sql_ident(c))
+            .chain([
+                "shop_id".to_string(),
+                "dt".to_string(),
+                "_delivery".to_string(),
+            ])
+            .collect();
+        // Platform exports are per shop: a key is unique within its shop (campaign names
+        // repeat across shops), so the shop is part of every platform key.
+        let shop_key = (mapping.layout == Layout::Platform).then(|| "shop_id".to_string());
+        let keys: Vec<String> = shop_key
+            .into_iter()
+            .chain(source.key.iter().map(|k| sql_ident(k)))
+            .collect();
+        let sql = format!(
+            "CREATE VIEW {RAW_SCHEMA}.{raw_ident} AS SELECT {cols} FROM (\
+               SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _delivery DESC) AS _rank \
+               FROM {RAW_SCHEMA}.{delivered}) WHERE _rank = 1",
+            raw_ident = sql_ident(&raw),
+            cols = columns.join(", "),
+            keys = keys.join(", "),
+            delivered = sql_ident(&format!("{raw}_delivered")),
+        );
+        create_view(ctx, &mapping.file, &raw, &sql).await
+    }
+
+    /// Registers one unified view; returns the SELECT of its rejected rows.
+    async fn register_view(&self, ctx: &SessionContext, view: &UnifiedView) -> Result<String> {
+        let mut parts = Vec::new();
+        for mapping in &self.mappings {
+            for (i, part) in mapping
+                .views
+                .get(view.name)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let what = format!("{}[{i}]", view.name);
+                let expand = |text: &str| {
+                    mapping
+                        .expand(text)
+                        .map_err(|reason| CatalogError::mapping(&mapping.file, reason))
+                };
+                let mut select = Vec::new();
+                for column in view.columns {
+                    let expr = match part.columns.get(column.name) {
+                        Some(expr) => expr.clone(),
+                        None if column.name == "platform" && mapping.layout == Layout::Platform => {
+                            sql_string(&mapping.name)
+                        }
+                        None => "NULL".to_string(),
+                    };
+                    select.push(format!(
+                        "arrow_cast(({expr}), '{}') AS {}",
+                        column.data_type.arrow_cast_name(),
+                        sql_ident(column.name)
+                    ));
+                }
+                select.push(format!("CAST(({}) AS BIGINT) AS _delivery", part.delivery));
+                let mut sql = format!("SELECT {} FROM {}", select.join(", "), expand(&part.from)?);
+                if let Some(filter) = &part.filter {
+                    sql.push_str(&format!(" WHERE ({})", expand(filter)?));
+                }
+                // Plan each part alone first, so that an error names its mapping file.
+                ctx.sql(&sql).await.map_err(|e| CatalogError::ViewPlan {
+                    file: mapping.file.clone(),
+                    view: what,
+                    source: Box::new(e),
+                })?;
+                parts.push(sql);
+            }
+        }
+        if parts.is_empty() {
+            let select: Vec<String> = view
+                .columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "arrow_cast(NULL, '{}') AS {}",
+                        c.data_type.arrow_cast_name(),
+                        sql_ident(c.name)
+                    )
+                })
+                .chain(["CAST(NULL AS BIGINT) AS _delivery".to_string()])
+                .collect();
+            parts.push(format!("SELECT {} WHERE false", select.join(", ")));
+        }
+        let mapped = format!("{}_mapped", view.name);
+        let sql = format!(
+            "CREATE VIEW {RAW_SCHEMA}.{} AS {}",
+            sql_ident(&mapped),
+            parts.join(" UNION ALL ")
+        );
+        create_view(ctx, "(catalog)", &mapped, &sql).await?;
+
+        let required: Vec<&str> = view
+            .columns
+            .iter()
+            .filter(|c| !c.nullable)
+            .map(|c| c.name)
+            .collect();
+        let complete = required
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", sql_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let columns: Vec<String> = view.columns.iter().map(|c| sql_ident(c.name)).collect();
+        let sql = format!(
+            "CREATE VIEW {} AS SELECT {} FROM {RAW_SCHEMA}.{} WHERE {complete}",
+            sql_ident(view.name),
+            columns.join(", "),
+            sql_ident(&mapped),
+        );
+        create_view(ctx, "(catalog)", view.name, &sql).await?;
+
+        let which_missing = required
+            .iter()
+            .map(|c| format!("WHEN m.{} IS NULL THEN {}", sql_ident(c), sql_string(c)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let row_text = view
+            .columns
+            .iter()
+            .map(|c| format!("arrow_cast(m.{}, 'Utf8')", sql_ident(c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(format!(
+            "SELECT {view_name} AS view, f.path AS file, CASE {which_missing} END AS missing_column, \
+             concat_ws(' | ', {row_text}) AS row \
+             FROM {RAW_SCHEMA}.{mapped_ident} m JOIN amoeba_files f ON f.delivery = m._delivery \
+             WHERE NOT ({qualified})",
+            qualified = required
+                .iter()
+                .map(|c| format!("m.{} IS NOT NULL", sql_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            view_name = sql_string(view.name),
+            mapped_ident = sql_ident(&mapped),
+        ))
+    }
+
+    /// `amoeba_files`: every data file, served or rejected.
+    fn files_table(&self) -> Result<MemTable> {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("path", DataType::Utf8, false),
+            Field::new("platform", DataType::Utf8, true),
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("shop_id", DataType::Utf8, true),
+            Field::new("dt", DataType::Date32, true),
+            Field::new("bytes", DataType::Int64, true),
+            Field::new("delivery", DataType::Int64, true),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        let served = &self.discovery.files;
+        let rejected = &self.discovery.rejections;
+        let n = served.len() + rejected.len();
+        let text = |served: &dyn Fn(&SourceFile) -> Option<String>,
+                    rejected: &dyn Fn(&Rejection) -> Option<String>|
+         -> ArrayRef {
+            let mut values: Vec<Option<String>> = Vec::with_capacity(n);
+            values.extend(self.discovery.files.iter().map(served));
+            values.extend(self.discovery.rejections.iter().map(rejected));
+            Arc::new(StringArray::from(values))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(&|f| Some(f.path.clone()), &|r| Some(r.path.clone())),
+            text(&|f| Some(f.mapping.clone()), &|_| None),
+            text(&|f| Some(f.source.clone()), &|_| None),
+            text(&|f| f.shop_id.clone(), &|_| None),
+            Arc::new(
+                served
+                    .iter()
+                    .map(|f| f.dt)
+                    .chain(rejected.iter().map(|_| None))
+                    .collect::<Date32Array>(),
+            ),
+            Arc::new(
+                served
+                    .iter()
+                    .map(|f| i64::try_from(f.meta.size).ok())
+                    .chain(rejected.iter().map(|_| None))
+                    .collect::<Int64Array>(),
+            ),
+            Arc::new(
+                served
+                    .iter()
+                    .map(|f| Some(f.delivery))
+                    .chain(rejected.iter().map(|_| None))
+                    .collect::<Int64Array>(),
+            ),
+            text(&|_| Some("served".to_string()), &|_| {
+                Some("rejected".to_string())
+            }),
+            text(&|_| None, &|r| Some(r.reason.clone())),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+    }
+}
+
+async fn create_view(ctx: &SessionContext, file: &str, view: &str, sql: &str) -> Result<()> {
+    ctx.sql(sql).await.map_err(|e| CatalogError::ViewPlan {
+        file: file.to_string(),
+        view: view.to_string(),
+        source: Box::new(e),
+    })?;
+    Ok(())
+}
+
+/// Reads `model/mappings/*.toml` of the warehouse.
+async fn load_warehouse_mappings(warehouse: &Warehouse) -> Result<Vec<Mapping>> {
+    let store = warehouse.store();
+    let dir = MAPPINGS_DIR
+        .split('/')
+        .fold(warehouse.prefix().clone(), |path, part| path.join(part));
+    let store_error = |source| CatalogError::ObjectStore {
+        location: dir.to_string(),
+        source,
+    };
+    let mut objects: Vec<_> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(store_error)?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut mappings = Vec::new();
+    for meta in objects
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".toml"))
+    {
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(store_error)?
+            .bytes()
+            .await
+            .map_err(store_error)?;
+        let file = meta.location.to_string();
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| CatalogError::mapping(&file, format!("not UTF-8: {e}")))?;
+        mappings.push(Mapping::parse(&file, text)?);
+    }
+    Ok(mappings)
+}

@@ -1,0 +1,337 @@
+//! # amoeba-data — e-commerce platform exports, synthesized, with their truth
+//!
+//! [`generate`] writes a warehouse the way the outside world fills it (see
+//! `shared/spec/exports.md`): the back-office exports of Tmall, JD, Pinduoduo and Douyin with
+//! their own Chinese headers and quirks, and the company's ERP, carrier and finance files. Beside
+//! them it writes `truth/<view>.parquet`: the unified views of `docs/unified.md` exactly as the
+//! generator produced them, after de-duplication and corrections, so that the catalog's mappings
+//! can be checked row by row.
+//!
+//! ## Design
+//!
+//! * **One simulation, four vocabularies.** [`sim`] simulates every shop's year the same way
+//!   (calendar and peaks from [`shape`], Zipf popularity, payment, cancellation, shipping,
+//!   receipt, after-sales); [`platforms`] renders it per platform — ids, statuses, where postage
+//!   and subsidies live, which money files record what — and derives the truth *from the rows it
+//!   exports*, so truth and exports cannot drift apart.
+//! * **Money in cents.** All amounts are `i64` fen ([`money`]); floats appear only where JD
+//!   really exports floats. Order-level amounts are split with the exact largest-remainder rule.
+//! * **Column-wise output.** Rows are pushed straight into Arrow builders ([`table`]) and every
+//!   file is one `ArrowWriter` write with ZSTD ([`write`]).
+//! * **Deterministic, in parallel.** Each shop, each file's delivery quirks and the company side
+//!   have their own `ChaCha8Rng` derived from the seed; shops run on a small thread pool and
+//!   their results are assembled in shop order. Same `(scale, seed)` → byte-identical files,
+//!   whatever the number of threads.
+//! * **Delivery quirks** (re-deliveries, corrections) are applied to platform files only, when
+//!   writing ([`write`]); the truth holds the final values.
+//!
+//! Output layout under [`GenOptions::out`]: `exports/<platform>/<kind>/shop=<id>/dt=<last day
+//! of month>/part-<YYYYMM>-0001.parquet` (plus `-0002-redelivery` / `-0003-correction`
+//! deliveries), `erp/{skus,shops,purchases,stock_adjustments}`, `logistics/waybills`,
+//! `finance/{expenses,hours}`, `truth/<view>.parquet`, and a marker `.amoeba-gen` that lets a
+//! later run replace what this one wrote (and only that).
+
+mod company;
+mod error;
+mod money;
+mod platforms;
+mod shape;
+mod sim;
+mod table;
+mod truth;
+mod world;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use error::{DataError, Result};
+
+use platforms::{ShopOutput, run_shop};
+use table::schema_of;
+use world::World;
+use write::{Sink, Tally};
+
+/// The platforms, as they appear in paths and in the `platform` column.
+pub const PLATFORMS: [&str; 4] = ["tmall", "jd", "pdd", "douyin"];
+
+/// The unified views, as written under `truth/` (docs/unified.md).
+pub const UNIFIED_VIEWS: [&str; 11] = [
+    "order_lines",
+    "refunds",
+    "fees",
+    "ad_spend",
+    "waybills",
+    "purchases",
+    "stock_adjustments",
+    "expenses",
+    "hours",
+    "skus",
+    "shops",
+];
+
+/// The units of the generated company: `(id, name, kind)`. `U01`–`U08` are the profit units
+/// that run the shops (`erp/shops.运营团队` is the unit name; two teams per platform, in
+/// [`PLATFORMS`] order), `U09`–`U12` are service units. They are the `单元` of `finance/hours`
+/// and, with `公共`, the `成本中心` of `finance/expenses`.
+pub const UNITS: [(&str, &str, &str); 12] = [
+    ("U01", "天猫一组", "profit"),
+    ("U02", "天猫二组", "profit"),
+    ("U03", "京东一组", "profit"),
+    ("U04", "京东二组", "profit"),
+    ("U05", "拼多多一组", "profit"),
+    ("U06", "拼多多二组", "profit"),
+    ("U07", "抖音直播组", "profit"),
+    ("U08", "抖音商城组", "profit"),
+    ("U09", "仓储物流中心", "service"),
+    ("U10", "客服中心", "service"),
+    ("U11", "采购中心", "service"),
+    ("U12", "内容直播中心", "service"),
+];
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    /// 1.0 ≈ one year with ~1,000,000 order lines, 40 shops and 5,000 SKUs; lines scale
+    /// linearly, shops and SKUs with the square root. Must be in (0, 100].
+    pub scale: f64,
+    /// Same `(scale, seed)` → identical output.
+    pub seed: u64,
+    /// The warehouse directory (created if missing).
+    pub out: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenSummary {
+    /// Parquet files written (exports, company files and truth).
+    pub files: usize,
+    /// Paid order lines (rows of `truth/order_lines`).
+    pub order_lines: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Shops generated.
+    pub shops: usize,
+    /// SKUs in the catalogue.
+    pub skus: usize,
+    /// Platform export files delivered a second time (`-0002-redelivery`).
+    pub redeliveries: usize,
+    /// Platform export files corrected by a later delivery (`-0003-correction`).
+    pub corrections: usize,
+    /// Rows of each truth view, in [`UNIFIED_VIEWS`] order.
+    pub truth_rows: Vec<(&'static str, usize)>,
+}
+
+/// Top-level directories this generator owns under `out`.
+const OWNED: [&str; 5] = ["exports", "erp", "logistics", "finance", "truth"];
+/// Marks a directory as written by the generator, so that a re-run may replace its output.
+const MARKER: &str = ".amoeba-gen";
+
+/// Generates the synthetic warehouse described in the crate docs.
+pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
+    let world = World::build(opts.scale, opts.seed)?;
+    prepare(&opts.out)?;
+    let sink = Sink::new(&opts.out);
+    let bar = if opts.progress {
+        let bar = ProgressBar::new(world.shops.len() as u64 + 2);
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg:<28} [{bar:30}] {pos}/{len} {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_message("shops");
+
+    let mut shops = run_shops(&world, &sink, &bar)?;
+    bar.set_message("company files");
+    let company = company::generate(&world, &sink, &mut shops)?;
+    bar.inc(1);
+    bar.set_message("truth");
+
+    let mut tally = Tally::default();
+    for s in &shops {
+        tally.add(&s.tally);
+    }
+    tally.add(&company.tally);
+    let mut truth_rows = Vec::with_capacity(UNIFIED_VIEWS.len());
+    for (v, (view, cols)) in UNIFIED_VIEWS.iter().zip(truth::LAYOUTS).enumerate() {
+        let batches: Vec<&RecordBatch> = if v < 4 {
+            shops.iter().filter_map(|s| s.truth.get(v)).collect()
+        } else {
+            company.truth.get(v - 4).into_iter().collect()
+        };
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        tally.bytes += sink.write(&format!("truth/{view}.parquet"), schema_of(cols), batches)?;
+        tally.files += 1;
+        truth_rows.push((*view, rows));
+    }
+    bar.inc(1);
+    bar.finish_and_clear();
+
+    let summary = GenSummary {
+        files: tally.files,
+        order_lines: truth_rows.first().map_or(0, |r| r.1),
+        bytes: tally.bytes,
+        shops: world.shops.len(),
+        skus: world.skus.len(),
+        redeliveries: tally.redeliveries,
+        corrections: tally.corrections,
+        truth_rows,
+    };
+    log::info!(
+        "generated {} files ({} bytes) under {}: {} shops, {} SKUs, {} paid order lines, {} re-deliveries, {} corrections",
+        summary.files,
+        summary.bytes,
+        opts.out.display(),
+        summary.shops,
+        summary.skus,
+        summary.order_lines,
+        summary.redeliveries,
+        summary.corrections
+    );
+    Ok(summary)
+}
+
+/// Creates `out`, and removes the output of an earlier run — only if that run left its marker;
+/// refuses to touch owned directories that something else wrote.
+fn prepare(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(DataError::io(out))?;
+    let marker = out.join(MARKER);
+    let ours = marker.exists();
+    for dir in OWNED {
+        let path = out.join(dir);
+        if !path.exists() {
+            continue;
+        }
+        if ours {
+            std::fs::remove_dir_all(&path).map_err(DataError::io(&path))?;
+        } else {
+            let mut entries = std::fs::read_dir(&path).map_err(DataError::io(&path))?;
+            if entries.next().is_some() {
+                return Err(DataError::InvalidOptions {
+                    message: format!(
+                        "{} already holds data that `amoeba gen` did not write (no {MARKER} marker); \
+                         choose an empty directory or remove it",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    std::fs::write(&marker, "written by amoeba-data; a new `amoeba gen` may replace it\n")
+        .map_err(DataError::io(&marker))
+}
+
+/// Runs the shops on a small pool of threads; results come back in shop order.
+fn run_shops(world: &World, sink: &Sink, bar: &ProgressBar) -> Result<Vec<ShopOutput>> {
+    let n = world.shops.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, n.max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<ShopOutput>>>> =
+        Mutex::new((0..n).map(|_| None).collect());
+    let joined = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let Some(shop) = world.shops.get(i) else { break };
+                        let out = run_shop(world, shop, sink, world.seed);
+                        if out.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut r) = results.lock()
+                            && let Some(slot) = r.get_mut(i)
+                        {
+                            *slot = Some(out);
+                        }
+                        bar.inc(1);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().all(|h| h.join().is_ok())
+    });
+    if !joined {
+        return Err(DataError::internal("shops", "a worker thread panicked"));
+    }
+    let results = results
+        .into_inner()
+        .map_err(|_| DataError::internal("shops", "a worker thread panicked"))?;
+    let mut outputs = Vec::with_capacity(n);
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Some(r) => outputs.push(r?),
+            None => {
+                return Err(DataError::internal(
+                    "shops",
+                    format!("shop {i} was not generated"),
+                ));
+            }
+        }
+    }
+    Ok(outputs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("amoeba-data-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn deterministic_truth() {
+        let (a, b) = (temp_dir("a"), temp_dir("b"));
+        let opts = |out: &Path| GenOptions {
+            scale: 0.0005,
+            seed: 42,
+            out: out.to_path_buf(),
+            progress: false,
+        };
+        let sa = generate(&opts(&a)).unwrap();
+        let sb = generate(&opts(&b)).unwrap();
+        assert_eq!(sa, sb);
+        assert!(sa.order_lines > 100);
+        assert!(sa.corrections >= 4 && sa.redeliveries >= 4);
+        for view in UNIFIED_VIEWS {
+            let f = format!("truth/{view}.parquet");
+            let (x, y) = (std::fs::read(a.join(&f)).unwrap(), std::fs::read(b.join(&f)).unwrap());
+            assert_eq!(x, y, "{view} differs between two runs");
+        }
+        // A second run into the same directory replaces the first.
+        assert_eq!(generate(&opts(&a)).unwrap(), sa);
+        let _ = std::fs::remove_dir_all(&a);
+        let _ = std::fs::remove_dir_all(&b);
+    }
+
+    #[test]
+    fn rejects_bad_scale() {
+        let opts = GenOptions {
+            scale: f64::NAN,
+            seed: 1,
+            out: temp_dir("bad"),
+            progress: false,
+        };
+        assert!(matches!(generate(&opts), Err(DataError::InvalidOptions { .. })));
+    }
+}

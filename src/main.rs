@@ -1,0 +1,229 @@
+//! `amoeba`: the command line. Thin: every command calls into the crates.
+//!
+//! ```text
+//! amoeba demo                       generate ./warehouse if empty, then serve it on 127.0.0.1:5433
+//! amoeba gen --scale 1 --seed 7 --out ./warehouse
+//! amoeba serve --warehouse W --listen 127.0.0.1:5433
+//! amoeba check --warehouse W        rejected files and rows; exit 1 if any
+//! amoeba query --warehouse W "SQL"  run one query, print the result
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use amoeba_catalog::Warehouse;
+use clap::{Parser, Subcommand};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+#[derive(Parser)]
+#[command(
+    name = "amoeba",
+    version,
+    about = "Amoeba-style P&L cubes for e-commerce sellers, over the PostgreSQL protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a demo warehouse (if the directory is empty) and serve it.
+    Demo {
+        /// Warehouse directory.
+        #[arg(long, default_value = "./warehouse")]
+        warehouse: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        listen: String,
+        /// Scale of the generated data (1 ≈ one year, 1,000,000 order lines).
+        #[arg(long, default_value_t = 0.05)]
+        scale: f64,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Serve a warehouse over the PostgreSQL protocol.
+    Serve {
+        /// Warehouse location: a directory, file://… or s3://bucket/prefix.
+        #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        listen: String,
+    },
+    /// Generate synthetic platform exports (and their truth) into a directory.
+    Gen {
+        /// Scale (1 ≈ one year, 1,000,000 order lines, 40 shops, 5,000 SKUs).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Seed: the same seed gives the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long, default_value = "./warehouse")]
+        out: PathBuf,
+    },
+    /// List rejected files and rows; exits 1 if there are any.
+    Check {
+        /// Warehouse location.
+        #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
+    /// Run one SQL query against a warehouse and print the result.
+    Query {
+        /// Warehouse location.
+        #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+        /// The query.
+        sql: String,
+    },
+}
+
+type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            // Print the chain of causes, leaving out those the message already says.
+            let mut said = e.to_string();
+            eprintln!("error: {said}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said = text;
+                }
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> CliResult<ExitCode> {
+    match command {
+        Command::Gen { scale, seed, out } => {
+            generate(scale, seed, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            warehouse,
+            listen,
+            scale,
+            seed,
+        } => {
+            let empty = match std::fs::read_dir(&warehouse) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(_) => true,
+            };
+            if empty {
+                println!(
+                    "generating a demo warehouse in {} (scale {scale}, seed {seed})",
+                    warehouse.display()
+                );
+                generate(scale, seed, &warehouse)?;
+            } else {
+                println!("serving the existing warehouse in {}", warehouse.display());
+            }
+            serve(&warehouse.to_string_lossy(), &listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { warehouse, listen } => {
+            serve(&warehouse, &listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { warehouse } => check(&warehouse).await,
+        Command::Query { warehouse, sql } => {
+            let (ctx, _) = amoeba_engine::open_session(Warehouse::open(&warehouse)?).await?;
+            let batches = ctx.sql(&sql).await?.collect().await?;
+            println!("{}", pretty_format_batches(&batches)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
+    let started = Instant::now();
+    let summary = amoeba_data::generate(&amoeba_data::GenOptions {
+        scale,
+        seed,
+        out: out.to_path_buf(),
+        progress: true,
+    })?;
+    println!(
+        "wrote {} files ({} order lines, {:.1} MiB) to {} in {:.1}s",
+        summary.files,
+        summary.order_lines,
+        summary.bytes as f64 / (1024.0 * 1024.0),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
+    let started = Instant::now();
+    let (ctx, catalog) = amoeba_engine::open_session(Warehouse::open(warehouse)?).await?;
+    println!(
+        "warehouse {warehouse}: {} files served, {} rejected ({:.1}s){}",
+        catalog.files().len(),
+        catalog.rejections().len(),
+        started.elapsed().as_secs_f64(),
+        if catalog.rejections().is_empty() {
+            ""
+        } else {
+            " — see `amoeba check`"
+        }
+    );
+    for rejection in catalog.rejections() {
+        log::warn!("rejected {}: {}", rejection.path, rejection.reason);
+    }
+    let (host, port) = amoeba_engine::parse_listen(listen)?;
+    println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
+    amoeba_engine::serve(Arc::new(ctx), listen).await?;
+    Ok(())
+}
+
+async fn check(warehouse: &str) -> CliResult<ExitCode> {
+    let (ctx, catalog) = amoeba_engine::open_session(Warehouse::open(warehouse)?).await?;
+    println!(
+        "{} files served, {} rejected",
+        catalog.files().len(),
+        catalog.rejections().len()
+    );
+    for rejection in catalog.rejections() {
+        println!("rejected file {}: {}", rejection.path, rejection.reason);
+    }
+    let rows = ctx
+        .sql("SELECT view, file, missing_column, row FROM amoeba_rejected_rows ORDER BY file, view, row")
+        .await?
+        .collect()
+        .await?;
+    let rejected_rows: usize = rows.iter().map(|b| b.num_rows()).sum();
+    println!("{rejected_rows} rejected rows");
+    if rejected_rows > 0 {
+        println!("{}", pretty_format_batches(&rows)?);
+    }
+    Ok(if catalog.rejections().is_empty() && rejected_rows == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

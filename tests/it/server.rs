@@ -1,0 +1,120 @@
+//! The server with real clients: tokio-postgres (simple and extended protocol) and psql.
+
+use crate::support::{TestServer, rows, session, tool, warehouse};
+
+const BY_PLATFORM: &str =
+    "select platform, count(*), sum(net_sales) from order_lines group by 1 order by 1";
+
+async fn psql(port: u16, command: &str) -> String {
+    let output = tokio::process::Command::new(tool("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "amoeba",
+            "-d",
+            "amoeba",
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .await
+        .expect("run psql");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "psql -c {command:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_clients_get_the_truth() {
+    let path = warehouse(0.005, 1);
+    let (ctx, _) = session(&path).await;
+    let truth = rows(
+        &ctx,
+        &BY_PLATFORM.replace("order_lines", "truth_order_lines"),
+    )
+    .await;
+    assert_eq!(truth.len(), 4);
+    let server = TestServer::start(ctx).await;
+    let client = server.client().await;
+
+    // Simple query protocol: text values, to the cent.
+    let messages = client
+        .simple_query(BY_PLATFORM)
+        .await
+        .expect("simple query");
+    let served: Vec<Vec<String>> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served, truth);
+
+    // Extended protocol: a prepared statement with a parameter, typed results.
+    let statement = client
+        .prepare(
+            "select count(*), cast(sum(net_sales) as varchar) from order_lines where platform = $1",
+        )
+        .await
+        .expect("prepare");
+    for expected in &truth {
+        let row = client
+            .query_one(&statement, &[&expected[0]])
+            .await
+            .expect("execute");
+        let count: i64 = row.get(0);
+        let sum: String = row.get(1);
+        assert_eq!(count.to_string(), expected[1]);
+        assert_eq!(sum, expected[2]);
+    }
+
+    // psql: the acceptance query, \dt and \d.
+    let out = psql(server.port, BY_PLATFORM).await;
+    let expected: Vec<String> = truth.iter().map(|r| r.join("|")).collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    let tables = psql(server.port, "\\dt").await;
+    assert!(
+        tables
+            .lines()
+            .any(|l| l.starts_with("public|amoeba_files|table|")),
+        "\\dt:\n{tables}"
+    );
+    let views = psql(server.port, "\\dv").await;
+    for view in [
+        "order_lines",
+        "refunds",
+        "fees",
+        "ad_spend",
+        "waybills",
+        "purchases",
+        "skus",
+        "shops",
+    ] {
+        let line = format!("public|{view}|view|");
+        assert!(
+            views.lines().any(|l| l.starts_with(&line)),
+            "\\dv lacks {view}:\n{views}"
+        );
+    }
+    let described = psql(server.port, "\\d order_lines").await;
+    for column in ["platform", "net_sales", "paid_at"] {
+        assert!(
+            described
+                .lines()
+                .any(|l| l.starts_with(&format!("{column}|"))),
+            "\\d lacks {column}:\n{described}"
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared test helpers: generated warehouses, sessions, a started server, external tools.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use amoeba_catalog::{Catalog, UNIFIED_VIEWS, Warehouse};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+/// A generated warehouse for (scale, seed), generated once and reused (generation is
+/// deterministic, so a finished one can be reused across runs).
+pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let name = format!("scale{scale}-seed{seed}");
+    let lock = {
+        let mut locks = LOCKS
+            .get_or_init(Default::default)
+            .lock()
+            .expect("lock map");
+        Arc::clone(locks.entry(name.clone()).or_default())
+    };
+    let _guard = lock.lock().expect("warehouse lock");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("warehouses")
+        .join(&name);
+    let done = dir.join(".generated");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        amoeba_data::generate(&amoeba_data::GenOptions {
+            scale,
+            seed,
+            out: dir.clone(),
+            progress: false,
+        })
+        .expect("generate warehouse");
+        std::fs::write(&done, b"").expect("mark warehouse");
+    }
+    dir
+}
+
+/// Copies a warehouse (exports and company side, not truth) into a fresh temporary directory.
+pub(crate) fn copy_warehouse(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().expect("tempdir");
+    copy_dir(from, to.path());
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A session serving the warehouse at `path`, with the generator's truth registered as
+/// `truth_<view>` when it exists.
+pub(crate) async fn session(path: &Path) -> (SessionContext, Catalog) {
+    let warehouse = Warehouse::open(&path.to_string_lossy()).expect("open warehouse");
+    let (ctx, catalog) = amoeba_engine::open_session(warehouse)
+        .await
+        .expect("open session");
+    register_truth(&ctx, path).await;
+    (ctx, catalog)
+}
+
+/// Registers `truth/<view>.parquet` as `truth_<view>`.
+pub(crate) async fn register_truth(ctx: &SessionContext, path: &Path) {
+    for view in UNIFIED_VIEWS {
+        let file = path.join("truth").join(format!("{}.parquet", view.name));
+        if file.exists() {
+            ctx.register_parquet(
+                format!("truth_{}", view.name),
+                file.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .expect("register truth");
+        }
+    }
+}
+
+/// Runs `sql` and renders every value as text (NULL as `NULL`).
+pub(crate) async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("plan {sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("run {sql}: {e}"));
+    render(&batches)
+}
+
+/// Renders batches as text rows.
+pub(crate) fn render(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+/// One value of a one-row, one-column query.
+pub(crate) async fn scalar(ctx: &SessionContext, sql: &str) -> String {
+    let rows = rows(ctx, sql).await;
+    assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
+    rows[0][0].clone()
+}
+
+/// A free TCP port on loopback.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub(crate) async fn wait_for_port(port: u16, within: Duration) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < within,
+            "nothing listens on port {port} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The amoeba server, started in this process on a free loopback port.
+pub(crate) struct TestServer {
+    pub(crate) port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub(crate) async fn start(ctx: SessionContext) -> TestServer {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let task = tokio::spawn(async move {
+            if let Err(e) = amoeba_engine::serve(Arc::new(ctx), &listen).await {
+                panic!("server failed: {e}");
+            }
+        });
+        wait_for_port(port, Duration::from_secs(30)).await;
+        TestServer { port, task }
+    }
+
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=amoeba dbname=amoeba",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An external program the test needs. The test suite's setup (scripts/setup) installs them;
+/// a missing one fails the test, naming the install step — it never skips.
+pub(crate) fn tool(name: &str) -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    if local.exists() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: run scripts/setup (the README's test command does)")
+        })
+}
