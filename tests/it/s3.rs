@@ -2,7 +2,7 @@
 //! here) gives the same answers as from the local directory: every view equals the truth.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use amoeba_catalog::Warehouse;
@@ -10,17 +10,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::catalog_truth::assert_session_equals_truth;
-use crate::support::{free_port, register_truth, tool, wait_for_port, warehouse};
-
-/// A moto S3 server, stopped on drop.
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{KillOnDrop, free_port, register_truth, tool, wait_for_port, warehouse};
 
 /// Creates a bucket with a plain (unsigned) request: moto does not check signatures.
 async fn create_bucket(port: u16, bucket: &str) {
@@ -59,7 +49,7 @@ fn local_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
 async fn s3_warehouse_serves_the_same_answers() {
     let local = warehouse(0.005, 2);
     let port = free_port();
-    let moto = Moto(
+    let moto = KillOnDrop(
         Command::new(tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

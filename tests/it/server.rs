@@ -1,6 +1,6 @@
 //! The server with real clients: tokio-postgres (simple and extended protocol) and psql.
 
-use crate::support::{TestServer, rows, session, tool, warehouse};
+use crate::support::{KillOnDrop, TestServer, rows, session, tool, warehouse};
 
 const BY_PLATFORM: &str =
     "select platform, count(*), sum(net_sales) from order_lines group by 1 order by 1";
@@ -117,4 +117,44 @@ async fn real_clients_get_the_truth() {
             "\\d lacks {column}:\n{described}"
         );
     }
+}
+
+/// The README's path: `amoeba demo` generates a warehouse into an empty directory and serves
+/// it; psql's answer equals the generator's truth to the cent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_command_serves_a_generated_warehouse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = dir.path().join("warehouse");
+    let port = crate::support::free_port();
+    let _demo = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_amoeba"))
+            .args([
+                "demo",
+                "--scale",
+                "0.005",
+                "--seed",
+                "3",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--warehouse")
+            .arg(&warehouse)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start amoeba demo"),
+    );
+    crate::support::wait_for_port(port, std::time::Duration::from_secs(120)).await;
+
+    let truth_ctx = datafusion::prelude::SessionContext::new();
+    crate::support::register_truth(&truth_ctx, &warehouse).await;
+    let truth = rows(
+        &truth_ctx,
+        &BY_PLATFORM.replace("order_lines", "truth_order_lines"),
+    )
+    .await;
+    assert_eq!(truth.len(), 4);
+    let out = psql(port, BY_PLATFORM).await;
+    let expected: Vec<String> = truth.iter().map(|r| r.join("|")).collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
 }

@@ -214,3 +214,13 @@ pub(crate) fn tool(name: &str) -> PathBuf {
             panic!("`{name}` is not installed: run scripts/setup (the README's test command does)")
         })
 }
+
+/// A child process (a server under test), killed when the test ends, pass or fail.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
