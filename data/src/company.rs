@@ -18,12 +18,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::Result;
 use crate::platforms::ShopOutput;
 use crate::shape::{
-    DAY, HOUR, between, chance, date32, date_of, month_label, month_of, rng_for, tag,
-    uniform,
+    DAY, HOUR, between, chance, date_of, date32, month_label, month_of, pick, rng_for, tag, uniform,
 };
 use crate::table::{Col, TableBuilder, Ty, col};
 use crate::truth;
-use crate::world::{WAREHOUSES, World};
+use crate::world::{Sku, WAREHOUSES, World};
 use crate::write::{Sink, Tally};
 
 /// A parcel on a carrier's bill.
@@ -75,7 +74,11 @@ const EXPENSES: &[Col] = &[
     col("金额", Ty::Money),
 ];
 
-const HOURS: &[Col] = &[col("月份", Ty::Str), col("单元", Ty::Str), col("工时", Ty::Money)];
+const HOURS: &[Col] = &[
+    col("月份", Ty::Str),
+    col("单元", Ty::Str),
+    col("工时", Ty::Money),
+];
 
 const SKUS: &[Col] = &[
     col("商家编码", Ty::Str),
@@ -263,7 +266,7 @@ impl Hours {
 }
 same_cells!(Hours);
 
-struct SkuRow<'a>(&'a crate::world::Sku, &'static str);
+struct SkuRow<'a>(&'a Sku, &'static str);
 
 impl CompanyRow for SkuRow<'_> {
     fn month(&self) -> Option<u32> {
@@ -310,7 +313,11 @@ pub(crate) struct CompanyOutput {
 }
 
 /// Writes every company file. Takes the shops' waybills out of their outputs.
-pub(crate) fn generate(world: &World, sink: &Sink, shops: &mut [ShopOutput]) -> Result<CompanyOutput> {
+pub(crate) fn generate(
+    world: &World,
+    sink: &Sink,
+    shops: &mut [ShopOutput],
+) -> Result<CompanyOutput> {
     let mut rng = rng_for(world.seed, &[tag("company")]);
     let mut tally = Tally::default();
     let mut truth = Vec::with_capacity(7);
@@ -448,7 +455,11 @@ fn purchases(
             if m > 0 && covered == 0 {
                 continue;
             }
-            let qty = ((covered as f64 * uniform(rng, 1.05, 1.25)).ceil() as i64).max(if m == 0 { 10 } else { 1 });
+            let qty = ((covered as f64 * uniform(rng, 1.05, 1.25)).ceil() as i64).max(if m == 0 {
+                10
+            } else {
+                1
+            });
             drift = (drift + uniform(rng, -0.02, 0.025)).clamp(-0.10, 0.12);
             let cost = (sku.cost_c4 as f64 * (1.0 + drift)).round() as i64;
             groups
@@ -461,14 +472,21 @@ fn purchases(
     let mut per_day: BTreeMap<i64, usize> = BTreeMap::new();
     for ((m, _, warehouse), lines) in groups {
         let (y, month) = if m == 0 { (2024, 12) } else { (2025, m as u32) };
-        let t = at(y, month, between(rng, 18, 26) as u32, between(rng, 9, 16)) + between(rng, 0, 3_599);
+        let t =
+            at(y, month, between(rng, 18, 26) as u32, between(rng, 9, 16)) + between(rng, 0, 3_599);
         let n = per_day.entry(t / DAY).or_default();
         *n += 1;
         let receipt = format!("RK{}{:04}", crate::shape::ymd(t), n);
         for (i, qty, cost) in lines {
-            let Some(sku) = world.skus.get(i) else { continue };
+            let Some(sku) = world.skus.get(i) else {
+                continue;
+            };
             // Suppliers deliver free above a volume; else ~0.80 yuan per kg.
-            let freight_c = if chance(rng, 0.3) { 0 } else { qty * sku.grams * 80 / 1_000 };
+            let freight_c = if chance(rng, 0.3) {
+                0
+            } else {
+                qty * sku.grams * 80 / 1_000
+            };
             out.push(Purchase {
                 receipt: receipt.clone(),
                 sku: sku.code.clone(),
@@ -484,8 +502,57 @@ fn purchases(
     out
 }
 
-/// A few stock losses a month: a stock-take per warehouse (盘亏), quarterly write-offs of
-/// expiring goods (临期报废, SKUs with a shelf life) and the odd breakage (破损).
+/// One stock document: `lines` distinct SKUs of the pool that pass `filter`, each losing
+/// between `qty.0` and `qty.1` units.
+struct Doc<'f> {
+    id: String,
+    day: i64,
+    lines: i64,
+    qty: (i64, i64),
+    reason: &'static str,
+    filter: &'f dyn Fn(&Sku) -> bool,
+}
+
+fn push_doc(
+    world: &World,
+    pool: &[usize],
+    doc: Doc<'_>,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<Adjustment>,
+) {
+    let candidates: Vec<&Sku> = pool
+        .iter()
+        .filter_map(|i| world.skus.get(*i))
+        .filter(|s| (doc.filter)(s))
+        .collect();
+    // Distinct SKUs (the key is 单号 + 商家编码), in a stable order.
+    let mut chosen = BTreeSet::new();
+    for _ in 0..doc.lines * 4 {
+        if chosen.len() as i64 >= doc.lines {
+            break;
+        }
+        if let Some(s) = pick(rng, &candidates) {
+            chosen.insert(s.code.as_str());
+        }
+    }
+    for code in chosen {
+        let Some(sku) = candidates.iter().find(|s| s.code == code) else {
+            continue;
+        };
+        out.push(Adjustment {
+            id: doc.id.clone(),
+            sku: sku.code.clone(),
+            warehouse: sku.warehouse,
+            day: doc.day,
+            qty: -between(rng, doc.qty.0, doc.qty.1),
+            reason: doc.reason,
+        });
+    }
+}
+
+/// A few stock losses a month among the 300 best sellers: a stock-take per warehouse (盘亏),
+/// quarterly write-offs of expiring goods (临期报废, SKUs with a shelf life) and the odd
+/// breakage (破损).
 fn adjustments(
     world: &World,
     demand: &BTreeMap<usize, [i64; 12]>,
@@ -499,51 +566,43 @@ fn adjustments(
     sold.sort_by(|a, b| b.cmp(a));
     let pool: Vec<usize> = sold.iter().take(300).map(|(_, i)| *i).collect();
     let mut out = Vec::new();
-    let mut doc = |id: String, day: i64, n: i64, qty: (i64, i64), reason: &'static str, rng: &mut ChaCha8Rng, filter: &dyn Fn(&crate::world::Sku) -> bool| {
-        let candidates: Vec<usize> = pool
-            .iter()
-            .copied()
-            .filter(|i| world.skus.get(*i).is_some_and(filter))
-            .collect();
-        let mut chosen = BTreeSet::new();
-        for _ in 0..n * 4 {
-            if chosen.len() as i64 >= n || candidates.is_empty() {
-                break;
-            }
-            if let Some(i) = candidates.get(between(rng, 0, candidates.len() as i64 - 1) as usize) {
-                chosen.insert(*i);
-            }
-        }
-        for i in chosen {
-            let Some(sku) = world.skus.get(i) else { continue };
-            out.push(Adjustment {
-                id: id.clone(),
-                sku: sku.code.clone(),
-                warehouse: sku.warehouse,
-                day,
-                qty: -between(rng, qty.0, qty.1),
-                reason,
-            });
-        }
-    };
     for m in 1..=12u32 {
         let month = 202_500 + m;
         let last = at(2025, m, 1, 0) + (days_in(2025, m) - 1) * DAY;
         for (w, warehouse) in WAREHOUSES.iter().enumerate() {
-            let id = format!("PD{month}{:02}", w + 1);
-            doc(id, last, between(rng, 2, 6), (1, 3), "盘亏", rng, &|s| s.warehouse == *warehouse);
+            let here = |s: &Sku| s.warehouse == *warehouse;
+            let doc = Doc {
+                id: format!("PD{month}{:02}", w + 1),
+                day: last,
+                lines: between(rng, 2, 6),
+                qty: (1, 3),
+                reason: "盘亏",
+                filter: &here,
+            };
+            push_doc(world, &pool, doc, rng, &mut out);
             if m % 3 == 0 {
-                let id = format!("BF{month}{:02}", w + 1);
-                let day = at(2025, m, 25, 0);
-                doc(id, day, between(rng, 1, 4), (2, 20), "临期报废", rng, &|s| {
-                    s.warehouse == *warehouse && s.shelf_life.is_some()
-                });
+                let expiring = |s: &Sku| s.warehouse == *warehouse && s.shelf_life.is_some();
+                let doc = Doc {
+                    id: format!("BF{month}{:02}", w + 1),
+                    day: at(2025, m, 25, 0),
+                    lines: between(rng, 1, 4),
+                    qty: (2, 20),
+                    reason: "临期报废",
+                    filter: &expiring,
+                };
+                push_doc(world, &pool, doc, rng, &mut out);
             }
         }
         for k in 0..between(rng, 0, 3) {
-            let id = format!("PS{month}{:03}", k + 1);
-            let day = at(2025, m, between(rng, 1, 28) as u32, 0);
-            doc(id, day, between(rng, 1, 2), (1, 2), "破损", rng, &|_| true);
+            let doc = Doc {
+                id: format!("PS{month}{:03}", k + 1),
+                day: at(2025, m, between(rng, 1, 28) as u32, 0),
+                lines: between(rng, 1, 2),
+                qty: (1, 2),
+                reason: "破损",
+                filter: &|_| true,
+            };
+            push_doc(world, &pool, doc, rng, &mut out);
         }
     }
     out
@@ -559,7 +618,13 @@ fn days_in(y: i32, m: u32) -> i64 {
 const EXPENSE_PLAN: [(&str, &[&str], i64); 7] = [
     ("仓库租金", &["U09"], 300_000),
     ("客服工资", &["U10"], 200_000),
-    ("运营工资", &["U01", "U02", "U03", "U04", "U05", "U06", "U07", "U08", "U12"], 60_000),
+    (
+        "运营工资",
+        &[
+            "U01", "U02", "U03", "U04", "U05", "U06", "U07", "U08", "U12",
+        ],
+        60_000,
+    ),
     ("财务行政工资", &["公共", "U11"], 80_000),
     ("ERP服务费", &["公共"], 20_000),
     ("平台年费", &["公共"], 10_000),
@@ -593,7 +658,9 @@ fn expenses(world: &World, shipped: &[i64; 12], rng: &mut ChaCha8Rng) -> Vec<Exp
 }
 
 /// Headcount per unit at scale 1 (U01 … U12).
-const HEADCOUNT: [f64; 12] = [8.0, 8.0, 6.0, 6.0, 5.0, 5.0, 7.0, 7.0, 40.0, 30.0, 6.0, 10.0];
+const HEADCOUNT: [f64; 12] = [
+    8.0, 8.0, 6.0, 6.0, 5.0, 5.0, 7.0, 7.0, 40.0, 30.0, 6.0, 10.0,
+];
 
 fn hours(world: &World, rng: &mut ChaCha8Rng) -> Vec<Hours> {
     let mut out = Vec::new();

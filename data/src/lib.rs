@@ -227,8 +227,11 @@ fn prepare(out: &Path) -> Result<()> {
             }
         }
     }
-    std::fs::write(&marker, "written by amoeba-data; a new `amoeba gen` may replace it\n")
-        .map_err(DataError::io(&marker))
+    std::fs::write(
+        &marker,
+        "written by amoeba-data; a new `amoeba gen` may replace it\n",
+    )
+    .map_err(DataError::io(&marker))
 }
 
 /// Runs the shops on a small pool of threads; results come back in shop order.
@@ -250,7 +253,9 @@ fn run_shops(world: &World, sink: &Sink, bar: &ProgressBar) -> Result<Vec<ShopOu
                         if i >= n || failed.load(Ordering::Relaxed) {
                             break;
                         }
-                        let Some(shop) = world.shops.get(i) else { break };
+                        let Some(shop) = world.shops.get(i) else {
+                            break;
+                        };
                         let out = run_shop(world, shop, sink, world.seed);
                         if out.is_err() {
                             failed.store(true, Ordering::Relaxed);
@@ -315,13 +320,125 @@ mod tests {
         assert!(sa.corrections >= 4 && sa.redeliveries >= 4);
         for view in UNIFIED_VIEWS {
             let f = format!("truth/{view}.parquet");
-            let (x, y) = (std::fs::read(a.join(&f)).unwrap(), std::fs::read(b.join(&f)).unwrap());
+            let (x, y) = (
+                std::fs::read(a.join(&f)).unwrap(),
+                std::fs::read(b.join(&f)).unwrap(),
+            );
             assert_eq!(x, y, "{view} differs between two runs");
         }
         // A second run into the same directory replaces the first.
         assert_eq!(generate(&opts(&a)).unwrap(), sa);
         let _ = std::fs::remove_dir_all(&a);
         let _ = std::fs::remove_dir_all(&b);
+    }
+
+    /// Every Parquet file under `dir`, read back.
+    fn read_all(dir: &Path) -> Vec<RecordBatch> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "parquet") {
+                    let f = std::fs::File::open(&p).unwrap();
+                    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                    out.extend(reader.map(|b| b.unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Tmall order amounts add up, and the order's goods equal its items.
+    #[test]
+    fn tmall_orders_are_consistent() {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::{Decimal128Type, Int64Type};
+        let dir = temp_dir("tmall");
+        generate(&GenOptions {
+            scale: 0.0005,
+            seed: 7,
+            out: dir.clone(),
+            progress: false,
+        })
+        .unwrap();
+        let dec = |b: &RecordBatch, c: &str| {
+            b.column_by_name(c)
+                .unwrap()
+                .as_primitive::<Decimal128Type>()
+                .clone()
+        };
+        let mut goods = std::collections::BTreeMap::<String, i128>::new();
+        for b in read_all(&dir.join("exports/tmall/order_items")) {
+            let ids = b
+                .column_by_name("订单编号")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let subs = b
+                .column_by_name("子订单编号")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let qty = b
+                .column_by_name("购买数量")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            let (price, disc) = (dec(&b, "价格"), dec(&b, "店铺优惠"));
+            for i in 0..b.num_rows() {
+                // Re-deliveries and corrections repeat sub-orders: count each once.
+                let key = format!("{}|{}", ids.value(i), subs.value(i));
+                goods.insert(
+                    key,
+                    price.value(i) * i128::from(qty.value(i)) - disc.value(i),
+                );
+            }
+        }
+        let mut per_order = std::collections::BTreeMap::<String, i128>::new();
+        for (k, v) in goods {
+            *per_order
+                .entry(k.split('|').next().unwrap().to_string())
+                .or_default() += v;
+        }
+        let mut orders = 0;
+        for b in read_all(&dir.join("exports/tmall/orders")) {
+            let ids = b
+                .column_by_name("订单编号")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let (g, post, total, pay) = (
+                dec(&b, "买家应付货款"),
+                dec(&b, "买家应付邮费"),
+                dec(&b, "总金额"),
+                dec(&b, "买家实际支付金额"),
+            );
+            let (coupon, points) = (dec(&b, "天猫卡券抵扣"), dec(&b, "集分宝抵扣"));
+            for i in 0..b.num_rows() {
+                assert_eq!(g.value(i) + post.value(i), total.value(i));
+                assert_eq!(
+                    total.value(i) - coupon.value(i) - points.value(i),
+                    pay.value(i)
+                );
+                assert!(pay.value(i) >= 0 && !g.is_null(i));
+                assert_eq!(
+                    per_order.get(ids.value(i)),
+                    Some(&g.value(i)),
+                    "order {}",
+                    ids.value(i)
+                );
+                orders += 1;
+            }
+        }
+        assert!(orders > 50);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -332,6 +449,9 @@ mod tests {
             out: temp_dir("bad"),
             progress: false,
         };
-        assert!(matches!(generate(&opts), Err(DataError::InvalidOptions { .. })));
+        assert!(matches!(
+            generate(&opts),
+            Err(DataError::InvalidOptions { .. })
+        ));
     }
 }

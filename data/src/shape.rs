@@ -250,7 +250,9 @@ pub(crate) fn tag(s: &str) -> u64 {
 
 /// The random stream of `(seed, parts…)`: independent of every other stream and of threads.
 pub(crate) fn rng_for(seed: u64, parts: &[u64]) -> ChaCha8Rng {
-    let h = parts.iter().fold(mix(seed ^ 0x616d_6f65_6261), |h, p| mix(h ^ *p));
+    let h = parts
+        .iter()
+        .fold(mix(seed ^ 0x616d_6f65_6261), |h, p| mix(h ^ *p));
     ChaCha8Rng::seed_from_u64(h)
 }
 

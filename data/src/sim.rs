@@ -246,8 +246,12 @@ fn order(
     let mut attempts = 0;
     while lines.len() < want && attempts < want * 8 {
         attempts += 1;
-        let Some(i) = shop.popularity.sample(rng) else { break };
-        let Some(&sku) = shop.assortment.get(i) else { break };
+        let Some(i) = shop.popularity.sample(rng) else {
+            break;
+        };
+        let Some(&sku) = shop.assortment.get(i) else {
+            break;
+        };
         if lines.iter().any(|l| l.sku == sku) {
             continue;
         }
@@ -296,12 +300,13 @@ fn order(
     if chance(rng, p.p_unpaid) {
         return Some(o);
     }
-    let paid = created
-        + match weighted(rng, &[0.70, 0.25, 0.05]) {
-            0 => between(rng, 10, 120),
-            1 => between(rng, 2 * MINUTE, 30 * MINUTE),
-            _ => between(rng, 30 * MINUTE, 6 * HOUR),
-        };
+    let delay = match weighted(rng, &[0.70, 0.25, 0.05]) {
+        0 => between(rng, 10, 120),
+        1 => between(rng, 2 * MINUTE, 30 * MINUTE),
+        _ => between(rng, 30 * MINUTE, 6 * HOUR),
+    };
+    // Sales stay within 2025: a New Year's Eve order is paid before midnight.
+    let paid = (created + delay).min(day_start(DAYS) - 1).max(created);
     o.paid = Some(paid);
     if chance(rng, p.p_cancel) {
         let at = (paid + between(rng, 10 * MINUTE, 36 * HOUR)).min(CUTOFF - 1);
@@ -319,7 +324,13 @@ fn order(
         return Some(o);
     }
     let slow = if peak { 1.8 } else { 1.0 };
-    let shipped = paid + (hours(rng, p.ship_hours.0, p.ship_hours.1) as f64 * slow) as i64;
+    // About one order in a hundred is a presale or out of stock and ships weeks later.
+    let delay = if chance(rng, 0.01) {
+        hours(rng, 5.0 * 24.0, 20.0 * 24.0)
+    } else {
+        (hours(rng, p.ship_hours.0, p.ship_hours.1) as f64 * slow) as i64
+    };
+    let shipped = paid + delay;
     if shipped > CUTOFF {
         return Some(o);
     }

@@ -115,9 +115,15 @@ impl TableBuilder {
                     Ty::Str => Builder::Str(StringBuilder::new()),
                     Ty::I64 => Builder::I64(Int64Builder::new()),
                     Ty::F64 => Builder::F64(Float64Builder::new()),
-                    Ty::Money => Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 2)?),
-                    Ty::Cost4 => Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 4)?),
-                    Ty::Kg => Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 3)?),
+                    Ty::Money => {
+                        Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 2)?)
+                    }
+                    Ty::Cost4 => {
+                        Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 4)?)
+                    }
+                    Ty::Kg => {
+                        Builder::Dec(Decimal128Builder::new().with_precision_and_scale(18, 3)?)
+                    }
                     Ty::Ts => Builder::Ts(TimestampMicrosecondBuilder::new()),
                     Ty::Date => Builder::Date(Date32Builder::new()),
                 })
@@ -247,7 +253,11 @@ impl TableBuilder {
         if self.pos != 0 {
             return Err(DataError::internal(
                 self.name,
-                format!("incomplete last row ({} of {} cells)", self.pos, self.cols.len()),
+                format!(
+                    "incomplete last row ({} of {} cells)",
+                    self.pos,
+                    self.cols.len()
+                ),
             ));
         }
         let arrays: Vec<ArrayRef> = self

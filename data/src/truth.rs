@@ -152,16 +152,21 @@ pub(crate) const LAYOUTS: [&[Col]; 11] = [
 /// The default fee-name → account mapping of docs/unified.md. `None`: not a mapped fee name.
 pub(crate) fn fee_account(platform: Platform, name: &str) -> Option<&'static str> {
     Some(match (platform, name) {
-        (_, "天猫佣金" | "广告联合活动降扣佣金" | "价保返佣") => "platform_commission",
+        (_, "天猫佣金" | "广告联合活动降扣佣金" | "价保返佣") => {
+            "platform_commission"
+        }
         (Platform::Jd, "佣金") => "platform_commission",
-        (_, "技术服务费" | "交易服务费" | "平台服务费" | "招商服务费") => "platform_service_fee",
+        (_, "技术服务费" | "交易服务费" | "平台服务费" | "招商服务费") => {
+            "platform_service_fee"
+        }
         (_, "花呗服务费") => "payment_fee",
         (_, "淘宝客佣金" | "多多进宝佣金" | "渠道分成") => "affiliate_commission",
         (Platform::Douyin, "佣金") => "affiliate_commission",
         (_, "站外推广费") => "advertising",
-        (_, "京豆" | "商品保险服务费" | "运费保险服务费" | "综合违约金" | "运费险" | "违规扣款") => {
-            "other_platform_fee"
-        }
+        (
+            _,
+            "京豆" | "商品保险服务费" | "运费保险服务费" | "综合违约金" | "运费险" | "违规扣款",
+        ) => "other_platform_fee",
         _ => return None,
     })
 }

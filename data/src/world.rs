@@ -32,8 +32,12 @@ pub(crate) enum Platform {
 }
 
 impl Platform {
-    pub(crate) const ALL: [Platform; 4] =
-        [Platform::Tmall, Platform::Jd, Platform::Pdd, Platform::Douyin];
+    pub(crate) const ALL: [Platform; 4] = [
+        Platform::Tmall,
+        Platform::Jd,
+        Platform::Pdd,
+        Platform::Douyin,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         crate::PLATFORMS[self.index()]
@@ -95,7 +99,9 @@ struct BrandSpec {
 
 pub(crate) const WAREHOUSES: [&str; 3] = ["杭州仓", "广州仓", "天津仓"];
 
-const SERIES: [&str; 8] = ["经典", "臻选", "轻享", "升级", "限定", "家庭", "尊享", "入门"];
+const SERIES: [&str; 8] = [
+    "经典", "臻选", "轻享", "升级", "限定", "家庭", "尊享", "入门",
+];
 
 const fn cat(
     name: &'static str,
@@ -119,13 +125,47 @@ const BRANDS: [BrandSpec; 4] = [
         code: "SH",
         share: 0.30,
         categories: &[
-            cat("红茶", (39, 299), (150, 600), Some((540, 720)), &["100g袋装", "250g罐装", "500g礼盒"]),
-            cat("绿茶", (49, 399), (100, 500), Some((360, 540)), &["125g罐装", "250g礼盒", "50g尝鲜装"]),
-            cat("坚果礼盒", (59, 199), (500, 1500), Some((240, 300)), &["750g", "1.2kg", "年货装"]),
-            cat("蜂蜜", (39, 129), (500, 1000), Some((720, 1080)), &["500g", "1kg", "双瓶装"]),
-            cat("燕麦片", (19, 69), (500, 1500), Some((300, 365)), &["1kg", "1.5kg", "即食装"]),
+            cat(
+                "红茶",
+                (39, 299),
+                (150, 600),
+                Some((540, 720)),
+                &["100g袋装", "250g罐装", "500g礼盒"],
+            ),
+            cat(
+                "绿茶",
+                (49, 399),
+                (100, 500),
+                Some((360, 540)),
+                &["125g罐装", "250g礼盒", "50g尝鲜装"],
+            ),
+            cat(
+                "坚果礼盒",
+                (59, 199),
+                (500, 1500),
+                Some((240, 300)),
+                &["750g", "1.2kg", "年货装"],
+            ),
+            cat(
+                "蜂蜜",
+                (39, 129),
+                (500, 1000),
+                Some((720, 1080)),
+                &["500g", "1kg", "双瓶装"],
+            ),
+            cat(
+                "燕麦片",
+                (19, 69),
+                (500, 1500),
+                Some((300, 365)),
+                &["1kg", "1.5kg", "即食装"],
+            ),
         ],
-        suppliers: &["杭州山禾茶业有限公司", "黄山云雾茶厂", "临安坚果食品有限公司"],
+        suppliers: &[
+            "杭州山禾茶业有限公司",
+            "黄山云雾茶厂",
+            "临安坚果食品有限公司",
+        ],
         home: 0,
     },
     BrandSpec {
@@ -133,13 +173,47 @@ const BRANDS: [BrandSpec; 4] = [
         code: "MS",
         share: 0.25,
         categories: &[
-            cat("收纳盒", (19, 129), (300, 2000), None, &["小号", "中号", "大号三件套"]),
-            cat("毛巾", (19, 89), (100, 500), None, &["单条", "两条装", "浴巾套装"]),
-            cat("保温杯", (59, 259), (300, 600), None, &["350ml", "500ml", "750ml"]),
-            cat("床品四件套", (159, 899), (1500, 3500), None, &["1.5m床", "1.8m床", "2.0m床"]),
-            cat("拖鞋", (19, 69), (200, 500), None, &["38-39", "40-41", "42-43"]),
+            cat(
+                "收纳盒",
+                (19, 129),
+                (300, 2000),
+                None,
+                &["小号", "中号", "大号三件套"],
+            ),
+            cat(
+                "毛巾",
+                (19, 89),
+                (100, 500),
+                None,
+                &["单条", "两条装", "浴巾套装"],
+            ),
+            cat(
+                "保温杯",
+                (59, 259),
+                (300, 600),
+                None,
+                &["350ml", "500ml", "750ml"],
+            ),
+            cat(
+                "床品四件套",
+                (159, 899),
+                (1500, 3500),
+                None,
+                &["1.5m床", "1.8m床", "2.0m床"],
+            ),
+            cat(
+                "拖鞋",
+                (19, 69),
+                (200, 500),
+                None,
+                &["38-39", "40-41", "42-43"],
+            ),
         ],
-        suppliers: &["南通木森家纺有限公司", "义乌森和日用品厂", "永康保温器皿有限公司"],
+        suppliers: &[
+            "南通木森家纺有限公司",
+            "义乌森和日用品厂",
+            "永康保温器皿有限公司",
+        ],
         home: 0,
     },
     BrandSpec {
@@ -147,13 +221,47 @@ const BRANDS: [BrandSpec; 4] = [
         code: "QY",
         share: 0.25,
         categories: &[
-            cat("面霜", (89, 499), (80, 200), Some((1095, 1095)), &["50g", "30g", "礼盒装"]),
-            cat("精华液", (129, 699), (60, 150), Some((1095, 1095)), &["30ml", "50ml", "双支装"]),
-            cat("洗面奶", (39, 129), (100, 250), Some((1095, 1095)), &["100g", "150g", "家庭装"]),
-            cat("面膜", (59, 199), (200, 400), Some((1095, 1095)), &["5片装", "10片装", "20片装"]),
-            cat("防晒霜", (69, 259), (50, 120), Some((730, 1095)), &["40ml", "60ml", "两支装"]),
+            cat(
+                "面霜",
+                (89, 499),
+                (80, 200),
+                Some((1095, 1095)),
+                &["50g", "30g", "礼盒装"],
+            ),
+            cat(
+                "精华液",
+                (129, 699),
+                (60, 150),
+                Some((1095, 1095)),
+                &["30ml", "50ml", "双支装"],
+            ),
+            cat(
+                "洗面奶",
+                (39, 129),
+                (100, 250),
+                Some((1095, 1095)),
+                &["100g", "150g", "家庭装"],
+            ),
+            cat(
+                "面膜",
+                (59, 199),
+                (200, 400),
+                Some((1095, 1095)),
+                &["5片装", "10片装", "20片装"],
+            ),
+            cat(
+                "防晒霜",
+                (69, 259),
+                (50, 120),
+                Some((730, 1095)),
+                &["40ml", "60ml", "两支装"],
+            ),
         ],
-        suppliers: &["广州青柚生物科技有限公司", "上海柚研化妆品有限公司", "苏州美研代工厂"],
+        suppliers: &[
+            "广州青柚生物科技有限公司",
+            "上海柚研化妆品有限公司",
+            "苏州美研代工厂",
+        ],
         home: 1,
     },
     BrandSpec {
@@ -163,11 +271,27 @@ const BRANDS: [BrandSpec; 4] = [
         categories: &[
             cat("冲锋衣", (299, 1299), (600, 1200), None, &["M", "L", "XL"]),
             cat("速干T恤", (59, 199), (150, 300), None, &["M", "L", "XL"]),
-            cat("登山杖", (89, 399), (400, 700), None, &["单支", "一对", "碳素款"]),
-            cat("帐篷", (299, 1999), (2000, 5000), None, &["双人", "三人", "四人"]),
+            cat(
+                "登山杖",
+                (89, 399),
+                (400, 700),
+                None,
+                &["单支", "一对", "碳素款"],
+            ),
+            cat(
+                "帐篷",
+                (299, 1999),
+                (2000, 5000),
+                None,
+                &["双人", "三人", "四人"],
+            ),
             cat("徒步鞋", (299, 999), (800, 1400), None, &["40", "42", "44"]),
         ],
-        suppliers: &["泉州北麓户外用品有限公司", "厦门山岳服饰有限公司", "宁波营地装备厂"],
+        suppliers: &[
+            "泉州北麓户外用品有限公司",
+            "厦门山岳服饰有限公司",
+            "宁波营地装备厂",
+        ],
         home: 2,
     },
 ];
@@ -268,7 +392,9 @@ fn build_skus(n: usize, rng: &mut ChaCha8Rng) -> (Vec<Sku>, Vec<Vec<usize>>) {
         let mut spu_no = 0usize;
         while skus.len() - first < quota {
             let ci = spu_no % brand.categories.len();
-            let Some(c) = brand.categories.get(ci) else { break };
+            let Some(c) = brand.categories.get(ci) else {
+                break;
+            };
             spu_no += 1;
             let spu = format!("{}{}{:04}", brand.code, ci + 1, spu_no);
             let series = SERIES[spu_no % SERIES.len()];
@@ -331,11 +457,7 @@ fn build_shops(
             let k = per_brand[brand];
             per_brand[brand] += 1;
             let suffixes = platform.shop_suffixes();
-            let mut name = format!(
-                "{}{}",
-                BRANDS[brand].name,
-                suffixes[k % suffixes.len()]
-            );
+            let mut name = format!("{}{}", BRANDS[brand].name, suffixes[k % suffixes.len()]);
             if k >= suffixes.len() {
                 name.push_str(&format!("{}店", k / suffixes.len() + 1));
             }

@@ -101,7 +101,12 @@ impl Sink {
     }
 
     /// Writes one batch and counts it.
-    pub(crate) fn write_one(&self, rel: &str, batch: &RecordBatch, tally: &mut Tally) -> Result<()> {
+    pub(crate) fn write_one(
+        &self,
+        rel: &str,
+        batch: &RecordBatch,
+        tally: &mut Tally,
+    ) -> Result<()> {
         tally.bytes += self.write(rel, batch.schema(), [batch])?;
         tally.files += 1;
         tally.rows += batch.num_rows() as u64;
@@ -172,7 +177,11 @@ fn build<R: ExportRow>(k: &Kind<'_>, rows: &[&R]) -> Result<RecordBatch> {
 
 /// Writes all rows of one kind of one shop: one file per month, plus re-deliveries and
 /// corrections. `rows` hold the final values.
-pub(crate) fn write_export<R: ExportRow>(k: &Kind<'_>, rows: &[R], tally: &mut Tally) -> Result<()> {
+pub(crate) fn write_export<R: ExportRow>(
+    k: &Kind<'_>,
+    rows: &[R],
+    tally: &mut Tally,
+) -> Result<()> {
     let mut months: BTreeMap<u32, Vec<&R>> = BTreeMap::new();
     for r in rows {
         months.entry(month_of(r.at())).or_default().push(r);
@@ -187,7 +196,12 @@ pub(crate) fn write_export<R: ExportRow>(k: &Kind<'_>, rows: &[R], tally: &mut T
         );
         let mut rng = rng_for(
             k.seed,
-            &[tag("delivery"), k.shop.index as u64, tag(k.name), u64::from(month)],
+            &[
+                tag("delivery"),
+                k.shop.index as u64,
+                tag(k.name),
+                u64::from(month),
+            ],
         );
         let (force_redeliver, force_correct) = forced(k.shop, k.name, month);
         let redeliver = chance(&mut rng, P_REDELIVER) || force_redeliver;

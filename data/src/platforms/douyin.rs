@@ -12,7 +12,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, shop_offset, Plan, ad_plan, ad_rows, carrier, parcels, scramble, withdrawals};
+use super::{Ctx, Plan, ad_plan, ad_rows, carrier, parcels, scramble, shop_offset, withdrawals};
 use crate::error::Result;
 use crate::money::bp;
 use crate::shape::{CUTOFF, DAY, HOUR, MINUTE, between, chance, day_start, tag, weighted, ymd};
@@ -391,13 +391,23 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                 let id = format!("7{:03}{:012}", shop.index, aftersale_seq);
                 let amount = a.amount_c + if o.cancelled.is_some() { freight } else { 0 };
                 let (kind, status, refunded) = match (a.kind, a.outcome) {
-                    (AfterSaleKind::Exchange, Outcome::Success(_)) => {
-                        ("换货", if chance(rng, 0.4) { REFUNDED } else { "售后关闭" }, None)
-                    }
+                    (AfterSaleKind::Exchange, Outcome::Success(_)) => (
+                        "换货",
+                        if chance(rng, 0.4) {
+                            REFUNDED
+                        } else {
+                            "售后关闭"
+                        },
+                        None,
+                    ),
                     (AfterSaleKind::Exchange, Outcome::Rejected(_)) => ("换货", "售后关闭", None),
                     (AfterSaleKind::Exchange, Outcome::Pending) => ("换货", "待处理", None),
                     (k, outcome) => {
-                        let kind = if k == AfterSaleKind::ReturnRefund { "退货退款" } else { "仅退款" };
+                        let kind = if k == AfterSaleKind::ReturnRefund {
+                            "退货退款"
+                        } else {
+                            "仅退款"
+                        };
                         match outcome {
                             Outcome::Success(t) => (kind, REFUNDED, Some(t)),
                             Outcome::Rejected(_) => (kind, "售后关闭", None),
@@ -414,7 +424,11 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                         line_id: &sub,
                         amount_c: amount,
                         refunded_at: t,
-                        kind: if kind == "退货退款" { "return_refund" } else { "refund_only" },
+                        kind: if kind == "退货退款" {
+                            "return_refund"
+                        } else {
+                            "refund_only"
+                        },
                     });
                 }
                 aftersales.push(AftersaleRow {
@@ -561,8 +575,13 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
             sub: m.sub,
         };
         if !is_not_fee(Platform::Douyin, row.scene) {
-            let signed = if row.income { row.amount_c } else { -row.amount_c };
-            cx.truth.fee(None, row.sub.as_deref(), row.scene, signed, row.at);
+            let signed = if row.income {
+                row.amount_c
+            } else {
+                -row.amount_c
+            };
+            cx.truth
+                .fee(None, row.sub.as_deref(), row.scene, signed, row.at);
         }
         funds.push(row);
     }

@@ -158,7 +158,11 @@ impl ExportRow for SettleRow {
         t.s(self.fee);
         t.d(self.amount_c);
         t.s(if self.income { "收入" } else { "支出" });
-        t.s(if self.arrived.is_some() { "已结算" } else { "未结算" });
+        t.s(if self.arrived.is_some() {
+            "已结算"
+        } else {
+            "未结算"
+        });
         t.t(self.billed);
         t.t(self.expected);
         t.ot(self.arrived);
@@ -209,7 +213,8 @@ impl Settlement<'_> {
         let billed = billed.min(CUTOFF);
         // Settled T+7; what is not yet due at the cutoff is 未结算.
         let expected = billed + 7 * DAY;
-        let arrived = (expected <= CUTOFF).then(|| (expected + between(rng, 0, 8 * HOUR)).min(CUTOFF));
+        let arrived =
+            (expected <= CUTOFF).then(|| (expected + between(rng, 0, 8 * HOUR)).min(CUTOFF));
         let row = SettleRow {
             order_id: self.order_id.to_string(),
             item_id: self.item_id.to_string(),
@@ -235,12 +240,26 @@ impl Settlement<'_> {
             ("货款", ..) => {}
             _ => {
                 let signed = if income { amount_c } else { -amount_c };
-                cx.truth
-                    .fee(Some(self.order_id), Some(&self.line_id), fee, signed, billed);
+                cx.truth.fee(
+                    Some(self.order_id),
+                    Some(&self.line_id),
+                    fee,
+                    signed,
+                    billed,
+                );
             }
         }
         rows.push(row);
     }
+}
+
+/// 京东价, 订单金额, 应付金额, 运费金额 as JD computes them: in floating point, from the cents.
+fn floats(price_c: i64, qty: i64, discount_c: i64, freight_c: i64) -> (f64, f64, f64, f64) {
+    let price = price_c as f64 / 100.0;
+    let amount = price * qty as f64;
+    let freight = freight_c as f64 / 100.0;
+    let payable = amount - discount_c as f64 / 100.0 + freight;
+    (price, amount, payable, freight)
 }
 
 pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -> Result<()> {
@@ -269,11 +288,8 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
             let sku = world.skus.get(l.sku);
             let item_id = format!("10{:03}{:07}", shop.index, l.sku);
             let freight_c = if k == 0 { o.postage_c } else { 0 };
-            // Floats exactly as JD computes them (see the module docs).
-            let price = l.price_c as f64 / 100.0;
-            let amount = price * l.qty as f64;
-            let freight = freight_c as f64 / 100.0;
-            let payable = amount - l.discount_c as f64 / 100.0 + freight;
+            let (price, amount, payable, freight) =
+                floats(l.price_c, l.qty, l.discount_c, freight_c);
             let line = LineRow {
                 order_id: order_id.clone(),
                 item_id,
@@ -340,7 +356,16 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                 }
                 if o.peak && chance(rng, 0.2) {
                     let rebate = bp(net, between(rng, 100, 300));
-                    st.item(cx, s, rng, "广告联合活动降扣佣金", rebate, true, billed, None);
+                    st.item(
+                        cx,
+                        s,
+                        rng,
+                        "广告联合活动降扣佣金",
+                        rebate,
+                        true,
+                        billed,
+                        None,
+                    );
                 }
                 if chance(rng, 0.003) {
                     let v = between(rng, 500, 5_000);
@@ -363,7 +388,16 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                 let s = &mut settlement;
                 st.item(cx, s, rng, "货款", amount, false, billed, Some((&id, t)));
                 if o.cancelled.is_none() {
-                    st.item(cx, s, rng, "佣金", bp(amount, 800), true, billed, Some((&id, t)));
+                    st.item(
+                        cx,
+                        s,
+                        rng,
+                        "佣金",
+                        bp(amount, 800),
+                        true,
+                        billed,
+                        Some((&id, t)),
+                    );
                 }
             }
             lines.push(line);
@@ -383,4 +417,33 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
     cx.write("settlement", SETTLEMENT, &settlement)?;
     cx.write("ads", ADS, &ads)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floats;
+
+    /// The export's doubles carry float noise but round to the exact cents of the truth.
+    #[test]
+    fn floats_round_to_the_cents() {
+        let cents = |x: f64| (x * 100.0).round() as i64;
+        let mut noisy = 0;
+        for price in [90, 1_990, 5_990, 12_345, 99_990, 259_900] {
+            for qty in 1..=6 {
+                for discount in [0, 1, 333, 1_000, price * qty * 2 / 5] {
+                    for freight in [0, 600, 1_000] {
+                        let (p, amount, payable, f) = floats(price, qty, discount, freight);
+                        assert_eq!(cents(p), price);
+                        assert_eq!(cents(amount), price * qty);
+                        assert_eq!(cents(f), freight);
+                        assert_eq!(cents(amount + f - payable), discount);
+                        assert_eq!(cents(payable), price * qty - discount + freight);
+                        noisy += usize::from(amount * 100.0 != (price * qty) as f64);
+                    }
+                }
+            }
+        }
+        assert!(noisy > 0, "JD's float noise should show up");
+        assert_eq!(floats(7_590, 3, 0, 0).1, 227.70000000000002);
+    }
 }

@@ -26,14 +26,15 @@ use rand_chacha::ChaCha8Rng;
 use crate::company::Waybill;
 use crate::error::Result;
 use crate::shape::{
-    CUTOFF, DAY, DAYS, HOUR, between, chance, date32, day_start, hours, mix, month_of, rng_for, tag, uniform, weighted,
+    CUTOFF, DAY, DAYS, HOUR, between, chance, date32, day_start, hours, mix, month_of, rng_for,
+    tag, uniform, weighted,
 };
 use crate::sim::{AfterSaleKind, Order, Outcome, simulate};
+use crate::table::Col;
 use crate::table::TableBuilder;
 use crate::truth::{AdFact, ShopTruth};
 use crate::world::{Platform, Shop, Sku, World};
 use crate::write::{ExportRow, Kind, Sink, Tally, write_export};
-use crate::table::Col;
 
 /// What one shop contributes beyond its export files.
 pub(crate) struct ShopOutput {
@@ -136,7 +137,11 @@ fn demand(orders: &[Order]) -> (BTreeMap<usize, [i64; 12]>, [i64; 12]) {
                 }
             }
         }
-        if let Some(slot) = o.shipped.and_then(month_index).and_then(|m| shipped.get_mut(m)) {
+        if let Some(slot) = o
+            .shipped
+            .and_then(month_index)
+            .and_then(|m| shipped.get_mut(m))
+        {
             *slot += 1;
         }
     }
@@ -156,11 +161,36 @@ pub(crate) struct Carrier {
 }
 
 const CARRIERS: [Carrier; 5] = [
-    Carrier { name: "中通快递", prefix: "78", first_c: 320, extra_c: 150 },
-    Carrier { name: "圆通速递", prefix: "YT", first_c: 300, extra_c: 150 },
-    Carrier { name: "韵达快递", prefix: "43", first_c: 300, extra_c: 140 },
-    Carrier { name: "顺丰速运", prefix: "SF", first_c: 1_200, extra_c: 500 },
-    Carrier { name: "极兔速递", prefix: "JT", first_c: 280, extra_c: 130 },
+    Carrier {
+        name: "中通快递",
+        prefix: "78",
+        first_c: 320,
+        extra_c: 150,
+    },
+    Carrier {
+        name: "圆通速递",
+        prefix: "YT",
+        first_c: 300,
+        extra_c: 150,
+    },
+    Carrier {
+        name: "韵达快递",
+        prefix: "43",
+        first_c: 300,
+        extra_c: 140,
+    },
+    Carrier {
+        name: "顺丰速运",
+        prefix: "SF",
+        first_c: 1_200,
+        extra_c: 500,
+    },
+    Carrier {
+        name: "极兔速递",
+        prefix: "JT",
+        first_c: 280,
+        extra_c: 130,
+    },
 ];
 const CARRIER_SHARE: [f64; 5] = [0.40, 0.25, 0.20, 0.10, 0.05];
 
@@ -366,7 +396,10 @@ pub(crate) fn ad_plan(
             (0, DAYS - 1)
         } else {
             let first = between(rng, 0, 330) as usize;
-            (first, (first + between(rng, 30, 200) as usize).min(DAYS - 1))
+            (
+                first,
+                (first + between(rng, 30, 200) as usize).min(DAYS - 1),
+            )
         };
         plans.push((
             first,
@@ -395,7 +428,10 @@ pub(crate) fn ad_plan(
     let weight_total: f64 = plans
         .iter()
         .map(|(f, l, share, ..)| {
-            share * (*f..=*l).map(|d| cx.world.day_weights.get(d).copied().unwrap_or(0.0)).sum::<f64>()
+            share
+                * (*f..=*l)
+                    .map(|d| cx.world.day_weights.get(d).copied().unwrap_or(0.0))
+                    .sum::<f64>()
         })
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
@@ -479,7 +515,9 @@ pub(crate) fn ad_rows<'a>(
 ) -> Vec<AdRow<'a>> {
     let mut rows = Vec::with_capacity(days.len());
     for d in days {
-        let Some(c) = campaigns.get(d.campaign) else { continue };
+        let Some(c) = campaigns.get(d.campaign) else {
+            continue;
+        };
         let row = AdRow {
             day: d.day,
             campaign: &c.name,

@@ -13,7 +13,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, shop_offset, Plan, ad_plan, carrier, parcels, withdrawals};
+use super::{Ctx, Plan, ad_plan, carrier, parcels, shop_offset, withdrawals};
 use crate::error::Result;
 use crate::money::{bp, yuan};
 use crate::shape::{CUTOFF, DAY, HOUR, between, chance, date_of, date32, day_start, ymd};
@@ -262,7 +262,12 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
     for o in orders {
         let Some(l) = o.lines.first() else { continue };
         let day = ymd(o.created);
-        let id = format!("{}-{:03}{:012}", day.get(2..).unwrap_or(&day), shop.index, o.seq);
+        let id = format!(
+            "{}-{:03}{:012}",
+            day.get(2..).unwrap_or(&day),
+            shop.index,
+            o.seq
+        );
         let sku = world.skus.get(l.sku);
         let goods = l.gross_c();
         let shop_discount = l.discount_c;
@@ -337,8 +342,14 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                     push(-bp(l.net_c(), rate), "多多进宝佣金", "多多进宝推广佣金");
                 }
             }
-            if let Some((amount, t)) = refund.and_then(|a| a.refunded_at().map(|t| (a.amount_c, t))) {
-                let amount = amount + if o.cancelled.is_some() { o.postage_c } else { 0 };
+            if let Some((amount, t)) = refund.and_then(|a| a.refunded_at().map(|t| (a.amount_c, t)))
+            {
+                let amount = amount
+                    + if o.cancelled.is_some() {
+                        o.postage_c
+                    } else {
+                        0
+                    };
                 bill.push(BillRow {
                     order: id.clone(),
                     at: t,
@@ -382,8 +393,13 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
     let mut ads = Vec::with_capacity(days.len());
     let mut spend_per_day = std::collections::BTreeMap::<usize, i64>::new();
     for d in &days {
-        let Some(c) = campaigns.get(d.campaign) else { continue };
-        let sku = c.sku.and_then(|s| world.skus.get(s)).map(|s| s.code.as_str());
+        let Some(c) = campaigns.get(d.campaign) else {
+            continue;
+        };
+        let sku = c
+            .sku
+            .and_then(|s| world.skus.get(s))
+            .map(|s| s.code.as_str());
         cx.truth.ad(&AdFact {
             date: date32(day_start(d.day)),
             campaign: &c.name,
@@ -419,7 +435,10 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
         });
     }
     bill.sort_by_key(|r| r.at);
-    let flows: Vec<(i64, i64)> = bill.iter().map(|r| (r.at, r.income_c + r.expense_c)).collect();
+    let flows: Vec<(i64, i64)> = bill
+        .iter()
+        .map(|r| (r.at, r.income_c + r.expense_c))
+        .collect();
     for (at, amount) in withdrawals(&flows, offset + 30, rng) {
         bill.push(BillRow {
             order: String::new(),
@@ -446,7 +465,8 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
             }
         } else {
             let order = (!r.order.is_empty()).then_some(r.order.as_str());
-            cx.truth.fee(order, None, r.kind, r.income_c + r.expense_c, r.at);
+            cx.truth
+                .fee(order, None, r.kind, r.income_c + r.expense_c, r.at);
         }
     }
 

@@ -14,7 +14,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, shop_offset, Plan, ad_plan, ad_rows, carrier, parcels, withdrawals};
+use super::{Ctx, Plan, ad_plan, ad_rows, carrier, parcels, shop_offset, withdrawals};
 use crate::error::Result;
 use crate::money::{bp, split_exact};
 use crate::shape::{CUTOFF, HOUR, between, chance, day_start, mix, weighted, ymd};
@@ -263,7 +263,8 @@ struct Entry {
 fn subsidies(rng: &mut ChaCha8Rng, o: &Order, goods: i64) -> (i64, i64) {
     let cap = goods * 3 / 10;
     let coupon = if chance(rng, if o.peak { 0.40 } else { 0.15 }) {
-        let c = [300, 500, 1_000, 2_000, 3_000, 5_000][weighted(rng, &[3.0, 3.0, 2.0, 1.0, 0.5, 0.5])];
+        let c =
+            [300, 500, 1_000, 2_000, 3_000, 5_000][weighted(rng, &[3.0, 3.0, 2.0, 1.0, 0.5, 0.5])];
         c.min(cap).max(0)
     } else {
         0
@@ -381,7 +382,16 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
                 }
             }
             if let (None, Some(rt)) = (o.cancelled, received) {
-                ledger_for_order(&mut entries, rng, &id, paid, rt, total, pay, &items[first_item..]);
+                ledger_for_order(
+                    &mut entries,
+                    rng,
+                    &id,
+                    paid,
+                    rt,
+                    total,
+                    pay,
+                    &items[first_item..],
+                );
             }
         }
 
@@ -452,14 +462,16 @@ pub(super) fn render(cx: &mut Ctx<'_>, orders: &[Order], rng: &mut ChaCha8Rng) -
         };
         if !is_not_fee(Platform::Tmall, row.kind) {
             let order = (!row.order.is_empty()).then_some(row.order.as_str());
-            cx.truth.fee(order, None, row.kind, row.income_c + row.expense_c, row.at);
+            cx.truth
+                .fee(order, None, row.kind, row.income_c + row.expense_c, row.at);
         }
         ledger.push(row);
     }
 
     let name = |tag: &str, plan: Plan<'_>| match plan {
         Plan::Shop => {
-            let kind = ["万相台-拉新快", "直通车-店铺通投", "引力魔方-人群推广"][tag.bytes().last().map_or(0, usize::from) % 3];
+            let kind = ["万相台-拉新快", "直通车-店铺通投", "引力魔方-人群推广"]
+                [tag.bytes().last().map_or(0, usize::from) % 3];
             format!("{kind}-{tag}")
         }
         Plan::Sku(s) => format!("万相台-货品加速-{}-{tag}", s.code),
@@ -508,15 +520,35 @@ fn ledger_for_order(
             });
         }
     };
-    push(received, (total - refunded_before).max(0), "交易收款", "交易收款");
-    push(received, -bp(goods_net, 500), "天猫佣金", "天猫佣金（类目费率5%）");
-    push(received, -bp(goods_net, 60), "技术服务费", "技术服务费（0.6%）");
+    push(
+        received,
+        (total - refunded_before).max(0),
+        "交易收款",
+        "交易收款",
+    );
+    push(
+        received,
+        -bp(goods_net, 500),
+        "天猫佣金",
+        "天猫佣金（类目费率5%）",
+    );
+    push(
+        received,
+        -bp(goods_net, 60),
+        "技术服务费",
+        "技术服务费（0.6%）",
+    );
     if chance(rng, 0.25) {
         push(received, -bp(pay, 100), "花呗服务费", "花呗分期服务费");
     }
     if chance(rng, 0.06) {
         let rate = between(rng, 500, 1_500);
-        push(received, -bp(goods_net, rate), "淘宝客佣金", "淘宝客佣金（淘宝联盟）");
+        push(
+            received,
+            -bp(goods_net, rate),
+            "淘宝客佣金",
+            "淘宝客佣金（淘宝联盟）",
+        );
     }
     for r in items {
         if let (REFUNDED, Some(t)) = (r.refund_status, r.refunded)
