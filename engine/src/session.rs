@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use amoeba_catalog::{Catalog, Warehouse};
+use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -14,19 +15,22 @@ use crate::error::Result;
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
 
-/// A new session configured for Amoeba (no tables yet).
-pub fn new_session() -> SessionContext {
+/// A new session configured for Amoeba, with Amoeba's functions (no tables yet).
+pub fn new_session() -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG_NAME, "public")
         .with_create_default_catalog_and_schema(true);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    // Amoeba's functions (KPIs, allocation, costing) and the `amoeba_functions` table.
+    amoeba_udfs::register_all(&ctx).map_err(DataFusionError::from)?;
+    Ok(ctx)
 }
 
 /// Opens `warehouse` and returns a session serving it, with the catalog snapshot.
 pub async fn open_session(warehouse: Warehouse) -> Result<(SessionContext, Catalog)> {
     let catalog = Catalog::open(warehouse).await?;
-    let ctx = new_session();
+    let ctx = new_session()?;
     catalog.register(&ctx).await?;
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
     Ok((ctx, catalog))
