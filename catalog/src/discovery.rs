@@ -167,11 +167,11 @@ pub async fn discover(warehouse: &Warehouse, mappings: &[Mapping]) -> Result<Dis
 }
 
 fn classify(warehouse: &Warehouse, mappings: &[Mapping], meta: ObjectMeta) -> Classified {
-    let Some(parts) = warehouse.relative(&meta.location) else {
+    // The path parts borrow the location, and `meta` moves into the candidate below.
+    let location = meta.location.clone();
+    let Some(parts) = warehouse.relative(&location) else {
         return Classified::Ignored;
     };
-    let parts: Vec<String> = parts.into_iter().map(str::to_string).collect();
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let path = parts.join("/");
     let file_name = parts.last().copied().unwrap_or_default();
     // Writers' markers and temporary files (_SUCCESS, .part-….crc) are not data.

@@ -42,7 +42,7 @@ pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
     dir
 }
 
-/// Copies a warehouse (exports and company side, not truth) into a fresh temporary directory.
+/// Copies a warehouse (exports, company side and its truth) into a fresh temporary directory.
 pub(crate) fn copy_warehouse(from: &Path) -> tempfile::TempDir {
     let to = tempfile::tempdir().expect("tempdir");
     copy_dir(from, to.path());
