@@ -4,7 +4,8 @@
 //! amoeba demo                       generate ./warehouse if empty, then serve it on 127.0.0.1:5433
 //! amoeba gen --scale 1 --seed 7 --out ./warehouse
 //! amoeba serve --warehouse W --listen 127.0.0.1:5433
-//! amoeba check --warehouse W        rejected files and rows; exit 1 if any
+//! amoeba ledger --warehouse W       build the ledger, publish it as Parquet, print the checks
+//! amoeba check --warehouse W        the reconciliation report; exit 1 if a check fails
 //! amoeba query --warehouse W "SQL"  run one query, print the result
 //! ```
 
@@ -13,7 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use amoeba_catalog::Warehouse;
+use amoeba_engine::LedgerMode;
+use amoeba_engine::ledger::{CheckRow, Status};
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -66,7 +71,14 @@ enum Command {
         #[arg(long, default_value = "./warehouse")]
         out: PathBuf,
     },
-    /// List rejected files and rows; exits 1 if there are any.
+    /// Build the ledger, write it into the warehouse (ledger/) and print the checks.
+    Ledger {
+        /// Warehouse location.
+        #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+    },
+    /// The reconciliation report: rejected files and rows, and, with a model, source totals vs
+    /// the ledger, pools, settlement, units; exits 1 if a check fails.
     Check {
         /// Warehouse location.
         #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
@@ -150,8 +162,29 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { warehouse } => check(&warehouse).await,
+        Command::Ledger { warehouse } => {
+            let started = Instant::now();
+            let (_, _, ledger) =
+                amoeba_engine::open_with_ledger(Warehouse::open(&warehouse)?, LedgerMode::Publish)
+                    .await?;
+            let Some(ledger) = ledger else {
+                return Err(format!(
+                    "warehouse {warehouse} has no model/model.toml (`amoeba gen` writes the default one)"
+                )
+                .into());
+            };
+            println!(
+                "ledger: {} rows built in {:.1}s, published in {:.1}s",
+                ledger.num_rows(),
+                ledger.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(report(ledger.checks()))
+        }
         Command::Query { warehouse, sql } => {
-            let (ctx, _) = amoeba_engine::open_session(Warehouse::open(&warehouse)?).await?;
+            let (ctx, _, _) =
+                amoeba_engine::open_with_ledger(Warehouse::open(&warehouse)?, LedgerMode::InMemory)
+                    .await?;
             let batches = ctx.sql(&sql).await?.collect().await?;
             println!("{}", pretty_format_batches(&batches)?);
             Ok(ExitCode::SUCCESS)
@@ -180,7 +213,8 @@ fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
 
 async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
     let started = Instant::now();
-    let (ctx, catalog) = amoeba_engine::open_session(Warehouse::open(warehouse)?).await?;
+    let (ctx, catalog, ledger) =
+        amoeba_engine::open_with_ledger(Warehouse::open(warehouse)?, LedgerMode::Publish).await?;
     println!(
         "warehouse {warehouse}: {} files served, {} rejected ({:.1}s){}",
         catalog.files().len(),
@@ -195,6 +229,19 @@ async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
     for rejection in catalog.rejections() {
         log::warn!("rejected {}: {}", rejection.path, rejection.reason);
     }
+    match &ledger {
+        Some(ledger) => println!(
+            "ledger: {} rows ({:.1}s); checks: {}",
+            ledger.num_rows(),
+            ledger.elapsed().as_secs_f64(),
+            if ledger.failed() {
+                "FAILED — see `amoeba check` or SELECT * FROM amoeba_checks WHERE status <> 'ok'"
+            } else {
+                "all pass"
+            }
+        ),
+        None => println!("no model/model.toml: serving the unified views without a ledger"),
+    }
     let (host, port) = amoeba_engine::parse_listen(listen)?;
     println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
     amoeba_engine::serve(Arc::new(ctx), listen).await?;
@@ -202,7 +249,8 @@ async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
 }
 
 async fn check(warehouse: &str) -> CliResult<ExitCode> {
-    let (ctx, catalog) = amoeba_engine::open_session(Warehouse::open(warehouse)?).await?;
+    let (ctx, catalog, ledger) =
+        amoeba_engine::open_with_ledger(Warehouse::open(warehouse)?, LedgerMode::InMemory).await?;
     println!(
         "{} files served, {} rejected",
         catalog.files().len(),
@@ -221,9 +269,76 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
     if rejected_rows > 0 {
         println!("{}", pretty_format_batches(&rows)?);
     }
-    Ok(if catalog.rejections().is_empty() && rejected_rows == 0 {
-        ExitCode::SUCCESS
-    } else {
+    let clean = catalog.rejections().is_empty() && rejected_rows == 0;
+    match ledger {
+        Some(ledger) => {
+            println!(
+                "ledger: {} rows built in {:.1}s",
+                ledger.num_rows(),
+                ledger.elapsed().as_secs_f64()
+            );
+            Ok(report(ledger.checks()))
+        }
+        None => {
+            println!("no model/model.toml: no ledger checks");
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// Prints the reconciliation report: a line per check, then every row that is not ok.
+fn report(checks: &[CheckRow]) -> ExitCode {
+    let mut by_check: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for c in checks {
+        let n = by_check.entry(c.check.as_str()).or_default();
+        match c.status {
+            Status::Ok => n[0] += 1,
+            Status::Warn => n[1] += 1,
+            Status::Fail => n[2] += 1,
+        }
+    }
+    println!("{:<28} {:>6} {:>6} {:>6}", "check", "ok", "warn", "fail");
+    for (check, [ok, warn, fail]) in &by_check {
+        println!("{check:<28} {ok:>6} {warn:>6} {fail:>6}");
+    }
+    let money = |v: Option<i128>| {
+        v.map(|c| {
+            let sign = if c < 0 { "-" } else { "" };
+            format!(
+                "{sign}{}.{:02}",
+                c.unsigned_abs() / 100,
+                c.unsigned_abs() % 100
+            )
+        })
+        .unwrap_or_default()
+    };
+    let problems: Vec<&CheckRow> = checks.iter().filter(|c| c.status != Status::Ok).collect();
+    for c in problems.iter().take(50) {
+        println!(
+            "{} {} [{}] expected {} actual {}: {}",
+            c.status.as_str().to_uppercase(),
+            c.check,
+            c.scope,
+            money(c.expected),
+            money(c.actual),
+            c.detail
+        );
+    }
+    if problems.len() > 50 {
+        println!(
+            "… and {} more (SELECT * FROM amoeba_checks WHERE status <> 'ok')",
+            problems.len() - 50
+        );
+    }
+    if checks.iter().any(|c| c.status == Status::Fail) {
+        println!("checks FAILED");
         ExitCode::FAILURE
-    })
+    } else {
+        println!("checks passed");
+        ExitCode::SUCCESS
+    }
 }

@@ -29,6 +29,7 @@ use object_store::ObjectStoreExt;
 use crate::discovery::{Discovery, Rejection, SourceFile, discover};
 use crate::error::{CatalogError, Result};
 use crate::mapping::{ColumnType, Layout, Mapping, sql_ident, sql_string};
+use crate::model::{MODEL_FILE, Model};
 use crate::source_table::SourceTable;
 use crate::unified::{UNIFIED_VIEWS, UnifiedView};
 use crate::warehouse::Warehouse;
@@ -44,6 +45,7 @@ pub const RAW_SCHEMA: &str = "raw";
 pub struct Catalog {
     warehouse: Warehouse,
     mappings: Vec<Mapping>,
+    model: Option<Model>,
     discovery: Discovery,
 }
 
@@ -59,10 +61,12 @@ impl Catalog {
                 None => mappings.push(extra),
             }
         }
+        let model = load_model(&warehouse).await?;
         let discovery = discover(&warehouse, &mappings).await?;
         Ok(Catalog {
             warehouse,
             mappings,
+            model,
             discovery,
         })
     }
@@ -70,6 +74,11 @@ impl Catalog {
     /// The warehouse.
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// The warehouse's accounting model (`model/model.toml`), if it has one.
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
     }
 
     /// The mappings in force.
@@ -359,6 +368,30 @@ async fn create_view(ctx: &SessionContext, file: &str, view: &str, sql: &str) ->
 }
 
 /// Reads `model/mappings/*.toml` of the warehouse.
+/// Reads `model/model.toml` of the warehouse, if there is one.
+async fn load_model(warehouse: &Warehouse) -> Result<Option<Model>> {
+    let location = MODEL_FILE
+        .split('/')
+        .fold(warehouse.prefix().clone(), |path, part| path.join(part));
+    let store_error = |source| CatalogError::ObjectStore {
+        location: location.to_string(),
+        source,
+    };
+    let bytes = match warehouse.store().get(&location).await {
+        Ok(got) => got.bytes().await.map_err(store_error)?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_error(e)),
+    };
+    let file = location.to_string();
+    let text = std::str::from_utf8(&bytes).map_err(|e| CatalogError::InvalidModel {
+        file: file.clone(),
+        line: None,
+        key: None,
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    Model::parse(&file, text).map(Some)
+}
+
 async fn load_warehouse_mappings(warehouse: &Warehouse) -> Result<Vec<Mapping>> {
     let store = warehouse.store();
     let dir = MAPPINGS_DIR

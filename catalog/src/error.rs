@@ -30,6 +30,19 @@ pub enum CatalogError {
         reason: String,
     },
 
+    /// The model file does not parse or is not a valid model.
+    #[error("model {file}{}: {}{reason}", line.map(|l| format!(":{l}")).unwrap_or_default(), key.as_deref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    InvalidModel {
+        /// The model file.
+        file: String,
+        /// The line (1-based), when known.
+        line: Option<usize>,
+        /// The key (`assign[1].unit`), when known.
+        key: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The object store failed (listing, reading a mapping).
     #[error("object store error at {location}: {source}")]
     ObjectStore {
@@ -70,6 +83,21 @@ impl From<datafusion::arrow::error::ArrowError> for CatalogError {
 }
 
 impl CatalogError {
+    pub(crate) fn model(
+        file: &str,
+        key: Option<&str>,
+        reason: String,
+        span: Option<std::ops::Range<usize>>,
+        text: &str,
+    ) -> Self {
+        CatalogError::InvalidModel {
+            file: file.to_string(),
+            line: span.map(|s| crate::model::line_of(text, s.start)),
+            key: key.map(str::to_string),
+            reason,
+        }
+    }
+
     pub(crate) fn mapping(file: impl Into<String>, reason: impl Into<String>) -> Self {
         CatalogError::InvalidMapping {
             file: file.into(),

@@ -38,7 +38,7 @@ pub(crate) struct Waybill {
     pub(crate) outbound: bool,
 }
 
-const WAYBILLS: &[Col] = &[
+pub(crate) const WAYBILLS: &[Col] = &[
     col("快递单号", Ty::Str),
     col("快递公司", Ty::Str),
     col("订单号", Ty::Str),
@@ -48,7 +48,7 @@ const WAYBILLS: &[Col] = &[
     col("类型", Ty::Str),
 ];
 
-const PURCHASES: &[Col] = &[
+pub(crate) const PURCHASES: &[Col] = &[
     col("入库单号", Ty::Str),
     col("商家编码", Ty::Str),
     col("仓库", Ty::Str),
@@ -67,7 +67,7 @@ const STOCK: &[Col] = &[
     col("原因", Ty::Str),
 ];
 
-const EXPENSES: &[Col] = &[
+pub(crate) const EXPENSES: &[Col] = &[
     col("月份", Ty::Str),
     col("费用类别", Ty::Str),
     col("成本中心", Ty::Str),
@@ -80,7 +80,7 @@ const HOURS: &[Col] = &[
     col("工时", Ty::Money),
 ];
 
-const SKUS: &[Col] = &[
+pub(crate) const SKUS: &[Col] = &[
     col("商家编码", Ty::Str),
     col("SPU", Ty::Str),
     col("品牌", Ty::Str),
@@ -90,7 +90,7 @@ const SKUS: &[Col] = &[
     col("供应商", Ty::Str),
 ];
 
-const SHOPS: &[Col] = &[
+pub(crate) const SHOPS: &[Col] = &[
     col("平台", Ty::Str),
     col("店铺Id", Ty::Str),
     col("店铺名称", Ty::Str),

@@ -33,6 +33,7 @@
 
 mod company;
 mod error;
+pub mod fixture;
 mod money;
 mod platforms;
 mod shape;
@@ -129,7 +130,7 @@ pub struct GenSummary {
 }
 
 /// Top-level directories this generator owns under `out`.
-const OWNED: [&str; 5] = ["exports", "erp", "logistics", "finance", "truth"];
+const OWNED: [&str; 6] = ["exports", "erp", "logistics", "finance", "truth", "ledger"];
 /// Marks a directory as written by the generator, so that a re-run may replace its output.
 const MARKER: &str = ".amoeba-gen";
 
@@ -151,6 +152,7 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
     };
     bar.set_message("shops");
 
+    write_default_model(&opts.out)?;
     let mut shops = run_shops(&world, &sink, &bar)?;
     bar.set_message("company files");
     let company = company::generate(&world, &sink, &mut shops)?;
@@ -203,6 +205,21 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
 
 /// Creates `out`, and removes the output of an earlier run — only if that run left its marker;
 /// refuses to touch owned directories that something else wrote.
+/// The default accounting model, fitted to the generated data (`data/model/model.toml`).
+pub const DEFAULT_MODEL: &str = include_str!("../model/model.toml");
+
+/// Writes [`DEFAULT_MODEL`] to `<out>/model/model.toml` unless the warehouse has a model
+/// already (an edited model survives a re-generation).
+fn write_default_model(out: &Path) -> Result<()> {
+    let dir = out.join("model");
+    let file = dir.join("model.toml");
+    if file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(DataError::io(&dir))?;
+    std::fs::write(&file, DEFAULT_MODEL).map_err(DataError::io(&file))
+}
+
 fn prepare(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(DataError::io(out))?;
     let marker = out.join(MARKER);

@@ -26,12 +26,52 @@ pub enum EngineError {
         source: std::io::Error,
     },
 
+    /// The warehouse has no model to build a ledger with.
+    #[error(
+        "warehouse {warehouse} has no model: write model/model.toml (`amoeba gen` writes the default one)"
+    )]
+    NoModel {
+        /// The warehouse location.
+        warehouse: String,
+    },
+
+    /// The ledger build failed.
+    #[error("ledger: {reason}")]
+    Ledger {
+        /// What went wrong, naming the step.
+        reason: String,
+    },
+
+    /// Writing to or reading from the warehouse failed.
+    #[error("object store error at {location}: {source}")]
+    Store {
+        /// Where.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
     /// The listen address does not parse.
     #[error("invalid listen address '{listen}': expected host:port")]
     InvalidListen {
         /// As given.
         listen: String,
     },
+}
+
+impl EngineError {
+    pub(crate) fn ledger(reason: impl Into<String>) -> Self {
+        EngineError::Ledger {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for EngineError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        EngineError::DataFusion(Box::new(DataFusionError::from(e)))
+    }
 }
 
 impl From<DataFusionError> for EngineError {

@@ -9,9 +9,11 @@
 //! The ledger, cubes and routing (later issues) plug into the same session.
 
 mod error;
+pub mod ledger;
 mod server;
 mod session;
 
 pub use error::{EngineError, Result};
+pub use ledger::Ledger;
 pub use server::{parse_listen, serve};
-pub use session::{CATALOG_NAME, new_session, open_session};
+pub use session::{CATALOG_NAME, LedgerMode, new_session, open_session, open_with_ledger};

@@ -11,6 +11,7 @@ use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
 use crate::error::Result;
+use crate::ledger::Ledger;
 
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
@@ -27,11 +28,47 @@ pub fn new_session() -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Opens `warehouse` and returns a session serving it, with the catalog snapshot.
+/// Opens `warehouse` and returns a session serving its unified views (no ledger), with the
+/// catalog snapshot.
 pub async fn open_session(warehouse: Warehouse) -> Result<(SessionContext, Catalog)> {
     let catalog = Catalog::open(warehouse).await?;
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
     Ok((ctx, catalog))
+}
+
+/// What to do with the ledger when opening a warehouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerMode {
+    /// Build it and keep it in memory.
+    InMemory,
+    /// Build it, write it into the warehouse as a new version and serve it from there.
+    Publish,
+}
+
+/// Opens `warehouse` and returns a session serving its views and, when the warehouse has a
+/// model, its ledger (`pnl_ledger`, `pnl`, `amoeba_units`, `amoeba_checks`).
+pub async fn open_with_ledger(
+    warehouse: Warehouse,
+    mode: LedgerMode,
+) -> Result<(SessionContext, Catalog, Option<Ledger>)> {
+    let catalog = Catalog::open(warehouse).await?;
+    let ctx = new_session()?;
+    catalog.register(&ctx).await?;
+    let ledger = match catalog.model() {
+        Some(_) => {
+            let ledger = Ledger::build(&catalog).await?;
+            match mode {
+                LedgerMode::InMemory => ledger.register(&ctx).await?,
+                LedgerMode::Publish => {
+                    ledger.publish(catalog.warehouse(), &ctx).await?;
+                }
+            }
+            Some(ledger)
+        }
+        None => None,
+    };
+    setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
+    Ok((ctx, catalog, ledger))
 }

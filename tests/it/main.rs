@@ -3,8 +3,10 @@
 //! shared by the tests that read them; tests that break files work on copies.
 
 mod catalog_truth;
+mod ledger;
 mod rejections;
 mod s3;
 mod server;
 mod sqllogic;
 mod support;
+mod worked_example;

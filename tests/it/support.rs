@@ -27,7 +27,8 @@ pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("warehouses")
         .join(&name);
-    let done = dir.join(".generated");
+    // Bump the marker when the generator writes something new (v2: model/model.toml).
+    let done = dir.join(".generated-v2");
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         amoeba_data::generate(&amoeba_data::GenOptions {

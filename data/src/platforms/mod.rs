@@ -16,7 +16,7 @@
 mod douyin;
 mod jd;
 mod pdd;
-mod tmall;
+pub(crate) mod tmall;
 
 use std::collections::BTreeMap;
 

@@ -24,7 +24,7 @@ use crate::truth::{LineFact, RefundFact, is_not_fee};
 use crate::world::Platform;
 use crate::write::ExportRow;
 
-const ORDERS: &[Col] = &[
+pub(crate) const ORDERS: &[Col] = &[
     col("订单编号", Ty::Str),
     col("买家会员名", Ty::Str),
     col("买家应付货款", Ty::Money),
@@ -44,7 +44,7 @@ const ORDERS: &[Col] = &[
     col("集分宝抵扣", Ty::Money),
 ];
 
-const ITEMS: &[Col] = &[
+pub(crate) const ITEMS: &[Col] = &[
     col("订单编号", Ty::Str),
     col("子订单编号", Ty::Str),
     col("标题", Ty::Str),
@@ -58,7 +58,7 @@ const ITEMS: &[Col] = &[
     col("店铺优惠", Ty::Money),
 ];
 
-const LEDGER: &[Col] = &[
+pub(crate) const LEDGER: &[Col] = &[
     col("账务流水号", Ty::Str),
     col("业务流水号", Ty::Str),
     col("商户订单号", Ty::Str),
@@ -69,7 +69,7 @@ const LEDGER: &[Col] = &[
     col("备注", Ty::Str),
 ];
 
-const ADS: &[Col] = &[
+pub(crate) const ADS: &[Col] = &[
     col("日期", Ty::Date),
     col("计划名称", Ty::Str),
     col("商家编码", Ty::Str),
@@ -80,11 +80,11 @@ const ADS: &[Col] = &[
     col("总成交笔数", Ty::I64),
 ];
 
-const SUCCESS: &str = "交易成功";
-const CLOSED: &str = "交易关闭";
+pub(crate) const SUCCESS: &str = "交易成功";
+pub(crate) const CLOSED: &str = "交易关闭";
 const SHIPPED: &str = "卖家已发货，等待买家确认";
 const PAID: &str = "买家已付款，等待卖家发货";
-const REFUNDED: &str = "退款成功";
+pub(crate) const REFUNDED: &str = "退款成功";
 const REFUND_CLOSED: &str = "退款关闭";
 
 /// docs/unified.md status mapping (tmall uses the order_items row's 订单状态).

@@ -1,0 +1,326 @@
+//! The reconciliation report (`amoeba check`, the SQL table `amoeba_checks`): source totals vs
+//! ledger totals, pools vs their shares, settlement netting to zero, the company vs its units,
+//! and every input problem the build worked around (unmapped fee names, SKUs without a
+//! purchase cost, zero drivers, rows on the root, rejected files and rows).
+//!
+//! A row is `ok`, `warn` (reported, the numbers are still whole) or `fail` (an invariant is
+//! broken or an input needs fixing); `amoeba check` exits non-zero when any row fails.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+
+use super::{decimal_col, string_col};
+use crate::error::Result;
+
+/// The name of the checks table.
+pub const CHECKS_TABLE: &str = "amoeba_checks";
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// As it should be.
+    Ok,
+    /// Reported; nothing lost.
+    Warn,
+    /// An invariant is broken or an input needs fixing.
+    Fail,
+}
+
+impl Status {
+    /// `ok`, `warn`, `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "ok" => Status::Ok,
+            "warn" => Status::Warn,
+            _ => Status::Fail,
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    /// What is checked (`sales_reconcile`).
+    pub check: String,
+    /// Where (`tmall tm001 2025-03`).
+    pub scope: String,
+    /// The outcome.
+    pub status: Status,
+    /// The source side, in cents (or a count), when the check compares.
+    pub expected: Option<i128>,
+    /// The ledger side, in cents.
+    pub actual: Option<i128>,
+    /// What it means.
+    pub detail: String,
+}
+
+impl CheckRow {
+    /// A comparison: ok when equal, fail otherwise.
+    pub(crate) fn compare(
+        check: &str,
+        scope: String,
+        expected: i128,
+        actual: i128,
+        detail: String,
+    ) -> CheckRow {
+        CheckRow {
+            check: check.to_string(),
+            scope,
+            status: if expected == actual {
+                Status::Ok
+            } else {
+                Status::Fail
+            },
+            expected: Some(expected),
+            actual: Some(actual),
+            detail,
+        }
+    }
+
+    /// A finding.
+    pub(crate) fn note(
+        check: &str,
+        scope: String,
+        status: Status,
+        amount: Option<i128>,
+        detail: String,
+    ) -> CheckRow {
+        CheckRow {
+            check: check.to_string(),
+            scope,
+            status,
+            expected: None,
+            actual: amount,
+            detail,
+        }
+    }
+}
+
+/// Comparisons in SQL over the build's tables: each yields (check, scope, expected, actual,
+/// detail) with money as DECIMAL(38,2).
+const COMPARISONS: &[(&str, &str)] = &[
+    (
+        "sales_reconcile",
+        "WITH s AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, \
+                           SUM(gross_sales - seller_discount + shipping_income) AS v FROM b_lines GROUP BY 1, 2, 3), \
+              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
+                    FROM b_ledger WHERE source = 'order_lines' GROUP BY 1, 2, 3) \
+         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
+                COALESCE(s.v, 0), COALESCE(l.v, 0), 'order_lines gross − seller discount + shipping vs the ledger' \
+         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
+    ),
+    (
+        "refunds_reconcile",
+        "WITH s AS (SELECT platform, shop_id, to_char(refunded_at, '%Y-%m') AS month, SUM(-amount) AS v FROM refunds GROUP BY 1, 2, 3), \
+              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
+                    FROM b_ledger WHERE source = 'refunds' GROUP BY 1, 2, 3) \
+         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
+                COALESCE(s.v, 0), COALESCE(l.v, 0), 'refunds vs the ledger' \
+         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
+    ),
+    (
+        "fees_reconcile",
+        "WITH s AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_fees GROUP BY 1, 2), \
+              l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger WHERE starts_with(source, 'fees:') GROUP BY 1, 2) \
+         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id)), \
+                COALESCE(s.v, 0), COALESCE(l.v, 0), 'fees vs the ledger (fees move to their order''s payment month, so per shop)' \
+         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id",
+    ),
+    (
+        "ad_spend_reconcile",
+        "WITH s AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(-spend) AS v FROM ad_spend GROUP BY 1, 2, 3), \
+              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
+                    FROM b_ledger WHERE source = 'ad_spend' GROUP BY 1, 2, 3) \
+         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
+                COALESCE(s.v, 0), COALESCE(l.v, 0), 'ad spend vs the ledger' \
+         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
+    ),
+    (
+        "waybills_reconcile",
+        "SELECT 'all', (SELECT COALESCE(SUM(-cost), 0) FROM waybills), \
+                (SELECT COALESCE(SUM(amount), 0) FROM b_ledger WHERE source = 'waybills'), \
+                'waybill freight vs the ledger (outbound freight moves to the payment month)'",
+    ),
+    (
+        "expenses_reconcile",
+        "WITH s AS (SELECT month, SUM(-amount) AS v FROM expenses GROUP BY 1), \
+              l AS (SELECT to_char(date, '%Y-%m') AS month, SUM(amount) AS v FROM b_ledger \
+                    WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:') GROUP BY 1) \
+         SELECT COALESCE(s.month, l.month), COALESCE(s.v, 0), COALESCE(l.v, 0), \
+                'expenses vs their direct costs and pool shares' \
+         FROM s FULL JOIN l ON s.month = l.month",
+    ),
+    (
+        "settlement_nets_to_zero",
+        "SELECT to_char(date, '%Y-%m'), CAST(0 AS DECIMAL(38,2)), SUM(amount), \
+                'internal revenue + internal cost, company-wide' \
+         FROM b_ledger WHERE account IN ('internal_revenue', 'internal_cost') GROUP BY 1",
+    ),
+    (
+        "company_equals_units",
+        "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger), \
+                (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger l JOIN b_units u ON u.unit_id = l.unit_id), \
+                'company profit vs the sum of the units'' profits (rows of unknown units would differ)'",
+    ),
+];
+
+/// Findings in SQL: each yields (scope, status, amount, detail).
+const FINDINGS: &[(&str, &str)] = &[
+    (
+        "fee_name_mapped",
+        "SELECT concat(platform, ' ', fee_name), 'fail', SUM(amount), \
+                concat(CAST(COUNT(*) AS VARCHAR), ' fee row(s) with a name in no mapping: booked as other_platform_fee; \
+                        add it to [fee_accounts] in the model or to the platform mapping') \
+         FROM b_fees WHERE unmapped GROUP BY platform, fee_name",
+    ),
+    (
+        "sku_has_cost",
+        "SELECT sku, 'fail', CAST(SUM(qty) AS DECIMAL(38,2)), \
+                concat(CAST(COUNT(*) AS VARCHAR), ' movement(s) of ', CAST(SUM(qty) AS VARCHAR), \
+                       ' unit(s) with no purchase cost: COGS 0 (add its purchases)') \
+         FROM b_costed WHERE uncosted GROUP BY sku",
+    ),
+    (
+        "stock_covers_sales",
+        "SELECT concat(sku, ' @ ', warehouse), 'warn', CAST(SUM(shortfall) AS DECIMAL(38,2)), \
+                concat(CAST(SUM(shortfall) AS VARCHAR), ' unit(s) issued beyond the stock on hand, costed at the last known cost') \
+         FROM b_costed WHERE shortfall > 0 AND NOT uncosted GROUP BY sku, warehouse",
+    ),
+    (
+        "rows_on_root",
+        "SELECT concat(account, ' ', source), 'warn', SUM(amount), \
+                concat(CAST(COUNT(*) AS VARCHAR), ' ledger row(s) no assignment rule matched: on the root unit') \
+         FROM b_ledger WHERE unit_id = (SELECT unit_id FROM b_units WHERE kind = 'company') GROUP BY account, source",
+    ),
+    (
+        "unit_known",
+        "SELECT unit_id, 'fail', SUM(amount), 'ledger rows of a unit the model does not declare' \
+         FROM b_ledger WHERE unit_id NOT IN (SELECT unit_id FROM b_units) GROUP BY unit_id",
+    ),
+    (
+        "files_served",
+        "SELECT path, 'fail', CAST(NULL AS DECIMAL(38,2)), concat('rejected file: ', error) \
+         FROM amoeba_files WHERE status = 'rejected'",
+    ),
+    (
+        "rows_mapped",
+        "SELECT concat(\"view\", ' ', file), 'fail', CAST(COUNT(*) AS DECIMAL(38,2)), \
+                concat(CAST(COUNT(*) AS VARCHAR), ' row(s) left out of the view, e.g. for a missing ', MIN(missing_column)) \
+         FROM amoeba_rejected_rows GROUP BY \"view\", file",
+    ),
+];
+
+/// Runs the SQL checks over the build session's tables.
+pub(crate) async fn run(ctx: &SessionContext) -> Result<Vec<CheckRow>> {
+    let mut rows = Vec::new();
+    for (check, sql) in COMPARISONS {
+        let sql = format!(
+            "SELECT CAST(c0 AS VARCHAR), CAST(c1 AS DECIMAL(38,2)), CAST(c2 AS DECIMAL(38,2)), CAST(c3 AS VARCHAR) \
+             FROM ({sql}) AS t(c0, c1, c2, c3) ORDER BY 1"
+        );
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            let (scope, expected, actual, detail) = (
+                string_col(&batch, 0)?,
+                decimal_col(&batch, 1, 2)?,
+                decimal_col(&batch, 2, 2)?,
+                string_col(&batch, 3)?,
+            );
+            for i in 0..batch.num_rows() {
+                rows.push(CheckRow::compare(
+                    check,
+                    scope.value(i).to_string(),
+                    dec(&expected, i),
+                    dec(&actual, i),
+                    detail.value(i).to_string(),
+                ));
+            }
+        }
+    }
+    for (check, sql) in FINDINGS {
+        let sql = format!(
+            "SELECT CAST(c0 AS VARCHAR), CAST(c1 AS VARCHAR), CAST(c2 AS DECIMAL(38,2)), CAST(c3 AS VARCHAR) \
+             FROM ({sql}) AS t(c0, c1, c2, c3) ORDER BY 1"
+        );
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            let (scope, status, amount, detail) = (
+                string_col(&batch, 0)?,
+                string_col(&batch, 1)?,
+                decimal_col(&batch, 2, 2)?,
+                string_col(&batch, 3)?,
+            );
+            for i in 0..batch.num_rows() {
+                rows.push(CheckRow::note(
+                    check,
+                    scope.value(i).to_string(),
+                    Status::parse(status.value(i)),
+                    (!datafusion::arrow::array::Array::is_null(&amount, i))
+                        .then(|| amount.value(i)),
+                    detail.value(i).to_string(),
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn dec(a: &Decimal128Array, i: usize) -> i128 {
+    if datafusion::arrow::array::Array::is_null(a, i) {
+        0
+    } else {
+        a.value(i)
+    }
+}
+
+/// The schema of `amoeba_checks`.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("check", DataType::Utf8, false),
+        Field::new("scope", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("expected", DataType::Decimal128(38, 2), true),
+        Field::new("actual", DataType::Decimal128(38, 2), true),
+        Field::new("difference", DataType::Decimal128(38, 2), true),
+        Field::new("detail", DataType::Utf8, false),
+    ]))
+}
+
+/// The report as one batch.
+pub(crate) fn to_batch(rows: &[CheckRow]) -> Result<RecordBatch> {
+    let s = |f: fn(&CheckRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let d = |f: fn(&CheckRow) -> Option<i128>| -> Result<ArrayRef> {
+        Ok(Arc::new(
+            rows.iter()
+                .map(f)
+                .collect::<Decimal128Array>()
+                .with_precision_and_scale(38, 2)?,
+        ))
+    };
+    Ok(RecordBatch::try_new(
+        schema(),
+        vec![
+            s(|r| &r.check),
+            s(|r| &r.scope),
+            s(|r| r.status.as_str()),
+            d(|r| r.expected)?,
+            d(|r| r.actual)?,
+            d(|r| match (r.expected, r.actual) {
+                (Some(e), Some(a)) => Some(a - e),
+                _ => None,
+            })?,
+            s(|r| &r.detail),
+        ],
+    )?)
+}

@@ -1,0 +1,446 @@
+//! The ledger build: from the unified views to `pnl_ledger`, one fact table whose rows carry
+//! every amount of every unit's P&L (spec/pnl.md), and to the reconciliation report that
+//! proves nothing was lost or counted twice.
+//!
+//! ```text
+//!  unified views ─► b_shops, b_lines (+ unit by the model's rules), b_orders, b_fees
+//!       │
+//!       ├─ SALES, REFUNDS                      one ledger row per line / refund
+//!       ├─ FEES    on the line │ spread over the order's lines by net sales │ on the shop
+//!       ├─ ADS     on the SKU  │ spread over the shop's SKUs sold that day  │ on the shop
+//!       ├─ FREIGHT spread over the order's lines │ fallback unit
+//!       └─ b_moves ─► cost::cost_batch (FIFO │ moving average, per SKU × warehouse)
+//!                      ─► COGS, reversals of restocked returns, inventory losses
+//!                                  │ UNION ALL, summed at the ledger grain
+//!                                  ▼
+//!                               b_base ─► drivers (month × unit) ─► allocation::apply
+//!                                  │        pools · internal settlement · step-down
+//!                                  ▼                     │
+//!                               b_ledger ◄───────────────┘   (+ month, sorted)
+//!                                  │
+//!            checks::run ─► amoeba_checks     store::publish ─► ledger/v<N>/month=…/*.parquet
+//! ```
+//!
+//! Every spread uses exact allocation (`allocate_exact`, the udfs kernel): shares in cents that
+//! sum to the amount; a driver total of zero puts the whole amount on the first line (order
+//! spreads) or leaves a pool on the root and reports it. Each row keeps its `source` (the
+//! export or rule that produced it) for drill-through, e.g. `fees:天猫佣金`, `pool:hq`,
+//! `settlement:warehouse_per_order`, `step_down:U11`.
+//!
+//! The build runs in its own session (the serving session never sees its working tables) and
+//! is deterministic: the same warehouse and model give the same rows in the same order.
+
+mod allocation;
+mod assign;
+pub mod checks;
+mod cost;
+mod sources;
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amoeba_catalog::model::Model;
+use amoeba_catalog::{Catalog, Warehouse};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{EngineError, Result};
+use crate::session::new_session;
+pub use checks::{CHECKS_TABLE, CheckRow, Status};
+pub use store::{LEDGER_DIR, LEDGER_TABLE, PNL_VIEW, current_version};
+
+use allocation::{Drivers, Expense, MonthRow};
+
+/// A built ledger: its rows, the reconciliation report, and how long it took.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    model: Model,
+    batches: Vec<RecordBatch>,
+    checks: Vec<CheckRow>,
+    elapsed: Duration,
+}
+
+impl Ledger {
+    /// Builds the ledger of a catalog with the warehouse's model (`model/model.toml`).
+    pub async fn build(catalog: &Catalog) -> Result<Ledger> {
+        let model = catalog
+            .model()
+            .cloned()
+            .ok_or_else(|| EngineError::NoModel {
+                warehouse: catalog.warehouse().location().to_string(),
+            })?;
+        Ledger::build_with(catalog, model).await
+    }
+
+    /// Builds the ledger of a catalog with a given model.
+    pub async fn build_with(catalog: &Catalog, model: Model) -> Result<Ledger> {
+        let started = Instant::now();
+        let ctx = new_session()?;
+        catalog.register(&ctx).await?;
+        register(&ctx, "b_units", units_batch(&model)?)?;
+        cache(&ctx, "b_shops", &sources::shops(&model)).await?;
+        cache(&ctx, "b_lines", &sources::lines(&model)).await?;
+        cache(&ctx, "b_orders", sources::ORDERS).await?;
+        cache(&ctx, "b_fees", &sources::fees(&model)).await?;
+
+        // Costing: DataFusion sorts the movements, one sequential pass costs them.
+        let moves = ctx.sql(&sources::moves(&model)).await?;
+        let schema: SchemaRef = Arc::new(moves.schema().as_arrow().clone());
+        let moves = concat_batches(&schema, &moves.collect().await?)?;
+        register(&ctx, "b_costed", cost::cost_batch(model.costing, &moves)?)?;
+
+        let costed = sources::costed(model.costing);
+        let parts: Vec<String> = [
+            sources::SALES,
+            sources::REFUNDS,
+            sources::FEES,
+            &sources::ads(&model),
+            &sources::waybills(&model),
+            &costed,
+        ]
+        .iter()
+        .map(|p| format!("SELECT {} FROM ({p})", sources::LEDGER_COLUMNS))
+        .collect();
+        cache(
+            &ctx,
+            "b_base",
+            &format!(
+                "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \
+                        CAST(SUM(amount) AS DECIMAL(38,2)) AS amount, SUM(qty) AS qty, source \
+                 FROM ({}) GROUP BY date, platform, shop_id, sku, campaign, unit_id, account, source",
+                parts.join(" UNION ALL ")
+            ),
+        )
+        .await?;
+
+        // Month-level rules over the drivers.
+        let drivers = drivers(&ctx).await?;
+        let expenses = expenses(&ctx).await?;
+        let totals = unit_totals(&ctx).await?;
+        let mut months: BTreeSet<String> = totals.keys().map(|(m, _)| m.clone()).collect();
+        months.extend(expenses.iter().map(|e| e.month.clone()));
+        let rules = allocation::apply(&model, &expenses, &drivers, &totals, &months)?;
+        register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
+
+        let ledger = ctx
+            .sql(&format!(
+                "SELECT {cols}, to_char(date, '%Y-%m') AS month FROM \
+                 (SELECT {cols} FROM b_base UNION ALL SELECT {cols} FROM b_month) \
+                 ORDER BY date, unit_id, account, platform, shop_id, sku, campaign, source",
+                cols = sources::LEDGER_COLUMNS
+            ))
+            .await?;
+        let schema: SchemaRef = Arc::new(ledger.schema().as_arrow().clone());
+        let batches = ledger.collect().await?;
+        ctx.register_table(
+            "b_ledger",
+            Arc::new(MemTable::try_new(schema, vec![batches.clone()])?),
+        )?;
+
+        let mut checks = checks::run(&ctx).await?;
+        checks.extend(rules.checks);
+        Ok(Ledger {
+            model,
+            batches,
+            checks,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
+    /// amount, qty, source, month).
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The number of ledger rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The reconciliation report.
+    pub fn checks(&self) -> &[CheckRow] {
+        &self.checks
+    }
+
+    /// Whether any check failed.
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Fail)
+    }
+
+    /// The model it was built with.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// How long the build took.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Registers the ledger (in memory), the `pnl` view, the units and `amoeba_checks` in a
+    /// serving session.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        let schema = self
+            .batches
+            .first()
+            .map(RecordBatch::schema)
+            .unwrap_or_else(store::ledger_schema);
+        ctx.register_table(
+            LEDGER_TABLE,
+            Arc::new(MemTable::try_new(schema, vec![self.batches.clone()])?),
+        )?;
+        self.register_views(ctx).await
+    }
+
+    /// Writes the ledger as Parquet into the warehouse (a new version, partitioned by month,
+    /// published atomically) and registers it, the `pnl` view, the units and `amoeba_checks`
+    /// in `ctx` from there.
+    pub async fn publish(&self, warehouse: &Warehouse, ctx: &SessionContext) -> Result<String> {
+        let version = store::publish(self, warehouse).await?;
+        store::register_published(ctx, warehouse, &version).await?;
+        self.register_views(ctx).await?;
+        Ok(version)
+    }
+
+    async fn register_views(&self, ctx: &SessionContext) -> Result<()> {
+        ctx.register_table(
+            "amoeba_units",
+            Arc::new(MemTable::try_new(
+                units_schema(),
+                vec![vec![units_batch(&self.model)?]],
+            )?),
+        )?;
+        ctx.register_table(
+            CHECKS_TABLE,
+            Arc::new(MemTable::try_new(
+                checks::schema(),
+                vec![vec![checks::to_batch(&self.checks)?]],
+            )?),
+        )?;
+        ctx.sql(&store::pnl_view_sql(&self.model)).await?;
+        Ok(())
+    }
+}
+
+async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| EngineError::ledger(format!("ledger step {name}: {e}")))?;
+    let df = df
+        .cache()
+        .await
+        .map_err(|e| EngineError::ledger(format!("ledger step {name}: {e}")))?;
+    ctx.register_table(name, df.into_view())?;
+    Ok(())
+}
+
+fn register(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
+fn units_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("unit_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("parent_id", DataType::Utf8, true),
+        Field::new("headcount", DataType::Int64, true),
+        Field::new("area", DataType::Int64, true),
+    ]))
+}
+
+fn units_batch(model: &Model) -> Result<RecordBatch> {
+    let u = &model.units;
+    Ok(RecordBatch::try_new(
+        units_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                u.iter().map(|x| x.id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                u.iter().map(|x| x.name.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                u.iter().map(|x| x.kind.as_str()),
+            )),
+            Arc::new(StringArray::from(
+                u.iter().map(|x| x.parent.as_deref()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                u.iter().map(|x| x.headcount).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                u.iter().map(|x| x.area).collect::<Vec<_>>(),
+            )),
+        ],
+    )?)
+}
+
+/// Driver values by (month, unit, driver), × 10^4.
+const DRIVERS_SQL: &str = "\
+    SELECT to_char(date, '%Y-%m'), unit_id, 'net_sales', SUM(amount) FROM b_base \
+      WHERE account IN ('gross_sales', 'seller_discount', 'shipping_income', 'refund') GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'gross_sales', SUM(amount) FROM b_base \
+      WHERE account = 'gross_sales' GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'cogs', SUM(amount) FROM b_base \
+      WHERE account = 'cogs' GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'orders', \
+      COUNT(DISTINCT concat(platform, '|', shop_id, '|', order_id)) FROM b_lines GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'units', SUM(qty) FROM b_lines GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'orders_shipped', \
+      COUNT(DISTINCT concat(platform, '|', shop_id, '|', order_id)) FROM b_lines WHERE issued GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'units_shipped', SUM(qty) FROM b_lines \
+      WHERE issued GROUP BY 1, 2 \
+    UNION ALL SELECT to_char(w.shipped_at, '%Y-%m'), o.unit_id, 'weight_kg', SUM(w.weight_kg) \
+      FROM waybills w JOIN b_orders o ON o.order_id = w.order_id AND o.unique_id \
+      WHERE w.direction = 'outbound' GROUP BY 1, 2 \
+    UNION ALL SELECT month, unit_id, 'hours', SUM(hours) FROM hours GROUP BY 1, 2";
+
+async fn drivers(ctx: &SessionContext) -> Result<Drivers> {
+    let sql = format!(
+        "SELECT CAST(m AS VARCHAR), CAST(u AS VARCHAR), CAST(d AS VARCHAR), CAST(v AS DECIMAL(38,4)) \
+         FROM ({DRIVERS_SQL}) AS t(m, u, d, v)"
+    );
+    let mut out = Drivers::new();
+    for batch in ctx.sql(&sql).await?.collect().await? {
+        let (m, u, d, v) = (
+            string_col(&batch, 0)?,
+            string_col(&batch, 1)?,
+            string_col(&batch, 2)?,
+            decimal_col(&batch, 3, 4)?,
+        );
+        for i in 0..batch.num_rows() {
+            if v.is_null(i) || m.is_null(i) || u.is_null(i) {
+                continue;
+            }
+            out.insert(
+                (
+                    m.value(i).to_string(),
+                    u.value(i).to_string(),
+                    d.value(i).to_string(),
+                ),
+                v.value(i),
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn expenses(ctx: &SessionContext) -> Result<Vec<Expense>> {
+    let sql = "SELECT month, category, cost_center, CAST(amount AS DECIMAL(38,2)) FROM expenses \
+               ORDER BY month, category, cost_center";
+    let mut out = Vec::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let (m, c, cc, a) = (
+            string_col(&batch, 0)?,
+            string_col(&batch, 1)?,
+            string_col(&batch, 2)?,
+            decimal_col(&batch, 3, 2)?,
+        );
+        for i in 0..batch.num_rows() {
+            out.push(Expense {
+                month: m.value(i).to_string(),
+                category: c.value(i).to_string(),
+                cost_center: cc.value(i).to_string(),
+                cents: a.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn unit_totals(ctx: &SessionContext) -> Result<BTreeMap<(String, String), i128>> {
+    let sql = "SELECT to_char(date, '%Y-%m'), unit_id, CAST(SUM(amount) AS DECIMAL(38,2)) \
+               FROM b_base GROUP BY 1, 2";
+    let mut out = BTreeMap::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let (m, u, a) = (
+            string_col(&batch, 0)?,
+            string_col(&batch, 1)?,
+            decimal_col(&batch, 2, 2)?,
+        );
+        for i in 0..batch.num_rows() {
+            out.insert((m.value(i).to_string(), u.value(i).to_string()), a.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// Column `i` as Utf8 (SQL strings may arrive as Utf8View).
+pub(crate) fn string_col(batch: &RecordBatch, i: usize) -> Result<StringArray> {
+    let c = batch
+        .columns()
+        .get(i)
+        .ok_or_else(|| EngineError::ledger(format!("no column {i}")))?;
+    Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// Column `i` as DECIMAL(38, `scale`).
+pub(crate) fn decimal_col(batch: &RecordBatch, i: usize, scale: i8) -> Result<Decimal128Array> {
+    let c = batch
+        .columns()
+        .get(i)
+        .ok_or_else(|| EngineError::ledger(format!("no column {i}")))?;
+    Ok(cast(c, &DataType::Decimal128(38, scale))?
+        .as_primitive::<Decimal128Type>()
+        .clone())
+}
+
+fn month_rows_batch(rows: &[MonthRow]) -> Result<RecordBatch> {
+    let mut dates = Vec::with_capacity(rows.len());
+    for r in rows {
+        dates.push(allocation::month_end_days(&r.month).ok_or_else(|| {
+            EngineError::ledger(format!("'{}' is not a month (YYYY-MM)", r.month))
+        })?);
+    }
+    let nulls = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; rows.len()])) };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        Field::new("platform", DataType::Utf8, true),
+        Field::new("shop_id", DataType::Utf8, true),
+        Field::new("sku", DataType::Utf8, true),
+        Field::new("campaign", DataType::Utf8, true),
+        Field::new("unit_id", DataType::Utf8, false),
+        Field::new("account", DataType::Utf8, false),
+        Field::new("amount", DataType::Decimal128(38, 2), false),
+        Field::new("qty", DataType::Int64, true),
+        Field::new("source", DataType::Utf8, false),
+    ]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Date32Array::from(dates)),
+            nulls(),
+            nulls(),
+            nulls(),
+            nulls(),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.unit_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.account.as_str()),
+            )),
+            Arc::new(
+                Decimal128Array::from_iter_values(rows.iter().map(|r| r.cents))
+                    .with_precision_and_scale(38, 2)?,
+            ),
+            Arc::new(Int64Array::from(vec![None::<i64>; rows.len()])),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.source.as_str()),
+            )),
+        ],
+    )?)
+}

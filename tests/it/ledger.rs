@@ -1,0 +1,350 @@
+//! The ledger on generated data: it reconciles (every check passes) at two scales and seeds,
+//! under FIFO and moving average, deterministically; broken inputs are reported, not dropped.
+
+use std::path::Path;
+
+use amoeba_catalog::{Catalog, Model, Warehouse};
+use amoeba_engine::{Ledger, LedgerMode};
+use datafusion::prelude::SessionContext;
+
+use crate::support::{copy_warehouse, rows, scalar, warehouse};
+
+async fn open(path: &Path) -> (SessionContext, Catalog, Ledger) {
+    let (ctx, catalog, ledger) = amoeba_engine::open_with_ledger(
+        Warehouse::open(&path.to_string_lossy()).expect("open warehouse"),
+        LedgerMode::InMemory,
+    )
+    .await
+    .expect("open with ledger");
+    (
+        ctx,
+        catalog,
+        ledger.expect("the generated warehouse has a model"),
+    )
+}
+
+fn problems(ledger: &Ledger) -> Vec<String> {
+    ledger
+        .checks()
+        .iter()
+        .filter(|c| c.status != amoeba_engine::ledger::Status::Ok)
+        .map(|c| {
+            format!(
+                "{} {} [{}] {:?} {:?} {}",
+                c.status.as_str(),
+                c.check,
+                c.scope,
+                c.expected,
+                c.actual,
+                c.detail
+            )
+        })
+        .collect()
+}
+
+/// Independent of the checks' code: the invariants of pnl.md in plain SQL.
+async fn assert_invariants(ctx: &SessionContext) {
+    // Sales reach the ledger exactly once.
+    assert_eq!(
+        scalar(
+            ctx,
+            "SELECT CAST(SUM(gross_sales) AS VARCHAR) FROM order_lines"
+        )
+        .await,
+        scalar(ctx, "SELECT CAST(SUM(gross_sales) AS VARCHAR) FROM pnl").await,
+    );
+    assert_eq!(
+        scalar(ctx, "SELECT CAST(-SUM(amount) AS VARCHAR) FROM refunds").await,
+        scalar(ctx, "SELECT CAST(SUM(refund) AS VARCHAR) FROM pnl").await,
+    );
+    assert_eq!(
+        scalar(ctx, "SELECT CAST(-SUM(spend) AS VARCHAR) FROM ad_spend").await,
+        scalar(
+            ctx,
+            "SELECT CAST(SUM(amount) AS VARCHAR) FROM pnl_ledger WHERE source = 'ad_spend'"
+        )
+        .await,
+    );
+    assert_eq!(
+        scalar(ctx, "SELECT CAST(-SUM(cost) AS VARCHAR) FROM waybills").await,
+        scalar(ctx, "SELECT CAST(SUM(shipping_cost) AS VARCHAR) FROM pnl").await,
+    );
+    assert_eq!(
+        scalar(ctx, "SELECT CAST(-SUM(amount) AS VARCHAR) FROM expenses").await,
+        scalar(
+            ctx,
+            "SELECT CAST(SUM(amount) AS VARCHAR) FROM pnl_ledger \
+             WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:')"
+        )
+        .await,
+    );
+    // Internal settlement nets to zero in every month.
+    let unbalanced = rows(
+        ctx,
+        "SELECT month, SUM(internal_revenue + internal_cost) FROM pnl GROUP BY month \
+         HAVING SUM(internal_revenue + internal_cost) <> 0",
+    )
+    .await;
+    assert!(unbalanced.is_empty(), "{unbalanced:?}");
+    // The company is the sum of its units, and the layers add up.
+    assert_eq!(
+        scalar(ctx, "SELECT CAST(SUM(amount) AS VARCHAR) FROM pnl_ledger").await,
+        scalar(
+            ctx,
+            "SELECT CAST(SUM(p) AS VARCHAR) FROM (SELECT unit_id, SUM(net_profit) AS p FROM pnl GROUP BY unit_id)"
+        )
+        .await,
+    );
+    let broken_layers = scalar(
+        ctx,
+        "SELECT COUNT(*) FROM pnl WHERE net_sales <> gross_sales + seller_discount + shipping_income + refund \
+         OR gross_profit <> net_sales + cogs + inventory_loss \
+         OR net_profit <> cm3 + allocated_total + internal_revenue + internal_cost + other_platform_fee",
+    )
+    .await;
+    assert_eq!(broken_layers, "0");
+    // Every row sits on a unit of the model; every amount is in cents.
+    assert_eq!(
+        scalar(ctx, "SELECT COUNT(*) FROM pnl_ledger WHERE unit_id NOT IN (SELECT unit_id FROM amoeba_units)").await,
+        "0"
+    );
+    // COGS exists and is a cost; sales are on profit units.
+    let cogs: f64 = scalar(ctx, "SELECT CAST(SUM(cogs) AS DOUBLE) FROM pnl")
+        .await
+        .parse()
+        .expect("number");
+    assert!(cogs < 0.0, "cogs {cogs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_data_reconciles_at_two_scales_and_seeds() {
+    for (scale, seed) in [(0.005, 1), (0.02, 2)] {
+        let path = warehouse(scale, seed);
+        let (ctx, _, ledger) = open(&path).await;
+        assert!(
+            ledger.num_rows() > 1000,
+            "scale {scale}: {} rows",
+            ledger.num_rows()
+        );
+        let problems = problems(&ledger);
+        let failures: Vec<&String> = problems.iter().filter(|p| p.starts_with("fail")).collect();
+        assert!(
+            failures.is_empty(),
+            "scale {scale} seed {seed}: {failures:#?}"
+        );
+        assert!(!ledger.failed());
+        assert_invariants(&ctx).await;
+        // The checks table is served.
+        assert_eq!(
+            scalar(
+                &ctx,
+                "SELECT COUNT(*) FROM amoeba_checks WHERE status = 'fail'"
+            )
+            .await,
+            "0"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_average_reconciles_and_the_build_is_deterministic() {
+    let path = warehouse(0.005, 1);
+    let catalog = Catalog::open(Warehouse::open(&path.to_string_lossy()).expect("open"))
+        .await
+        .expect("catalog");
+    let fifo_model = catalog.model().cloned().expect("model");
+    let text = std::fs::read_to_string(path.join("model/model.toml")).expect("model text");
+    let mwa_model = Model::parse(
+        "model.toml",
+        &text.replace("method = \"fifo\"", "method = \"moving_average\""),
+    )
+    .expect("mwa model");
+    let fifo = Ledger::build_with(&catalog, fifo_model.clone())
+        .await
+        .expect("fifo");
+    let again = Ledger::build_with(&catalog, fifo_model)
+        .await
+        .expect("fifo again");
+    assert_eq!(fifo.batches(), again.batches(), "same inputs, same ledger");
+    let mwa = Ledger::build_with(&catalog, mwa_model).await.expect("mwa");
+    assert!(!mwa.failed(), "{:#?}", problems(&mwa));
+    let cogs = |l: &Ledger| -> i128 {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Decimal128Type;
+        let mut total = 0;
+        for b in l.batches() {
+            let account = b
+                .column_by_name("account")
+                .expect("account")
+                .as_string::<i32>();
+            let amount = b
+                .column_by_name("amount")
+                .expect("amount")
+                .as_primitive::<Decimal128Type>();
+            for i in 0..b.num_rows() {
+                if account.value(i) == "cogs" {
+                    total += amount.value(i);
+                }
+            }
+        }
+        total
+    };
+    let (f, m) = (cogs(&fifo), cogs(&mwa));
+    assert!(f < 0 && m < 0, "fifo {f} mwa {m}");
+    assert_ne!(f, m, "prices drift, so FIFO and moving average differ");
+    // Within 5 % of each other: the same goods at nearby prices.
+    assert!((f - m).abs() * 20 < f.abs(), "fifo {f} mwa {m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_inputs_are_reported_not_dropped() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let ctx = SessionContext::new();
+    // 1. A fee name no mapping knows, in a new delivery of a tmall ledger file.
+    let ledger_file = first_file(&root.join("exports/tmall/ledger"));
+    let shop_dir = ledger_file
+        .parent()
+        .and_then(Path::parent)
+        .expect("shop dir");
+    let new_dir = shop_dir.join("dt=2026-01-05");
+    std::fs::create_dir_all(&new_dir).expect("mkdir");
+    rewrite(
+        &ctx,
+        &ledger_file,
+        &new_dir.join("part-9999-mystery.parquet"),
+        "SELECT concat(\"账务流水号\", '-X') AS \"账务流水号\", \"业务流水号\", \"商户订单号\", \"发生时间\", \
+                \"收入金额（+元）\", CAST(-12.34 AS DECIMAL(18,2)) AS \"支出金额（-元）\", \
+                '神秘费用' AS \"业务类型\", \"备注\" FROM t LIMIT 1",
+    )
+    .await;
+    // 2. A sold SKU with no purchase cost: its receipts removed.
+    let sku = {
+        let (vctx, _) = crate::support::session(root).await;
+        scalar(
+            &vctx,
+            "SELECT sku FROM order_lines GROUP BY sku ORDER BY COUNT(*) DESC, sku LIMIT 1",
+        )
+        .await
+    };
+    for file in files(&root.join("erp/purchases")) {
+        let tmp = file.with_extension("tmp");
+        rewrite(
+            &ctx,
+            &file,
+            &tmp,
+            &format!("SELECT * FROM t WHERE \"商家编码\" <> '{sku}'"),
+        )
+        .await;
+        std::fs::rename(&tmp, &file).expect("replace");
+    }
+    // 3. A pool whose driver is zero for every target (profit units have no area).
+    let model = root.join("model/model.toml");
+    let text = std::fs::read_to_string(&model).expect("model");
+    let text = text.replace(
+        "name = \"hq\"\ncategories = [\"总部管理费\"]\ndriver = \"net_sales\"",
+        "name = \"hq\"\ncategories = [\"总部管理费\"]\ndriver = \"area\"",
+    );
+    assert!(
+        text.contains("driver = \"area\"\n\n[[settlements]]")
+            || text.contains("\"总部管理费\"]\ndriver = \"area\"")
+    );
+    std::fs::write(&model, text).expect("write model");
+
+    let (ctx, _, ledger) = open(root).await;
+    assert!(ledger.failed());
+    let found = |check: &str, status: &str| {
+        ledger
+            .checks()
+            .iter()
+            .filter(|c| c.check == check && c.status.as_str() == status)
+            .map(|c| c.scope.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found("fee_name_mapped", "fail"),
+        vec!["tmall 神秘费用".to_string()]
+    );
+    assert_eq!(found("sku_has_cost", "fail"), vec![sku.clone()]);
+    assert_eq!(
+        found("pool_driver_not_zero", "warn").len(),
+        12,
+        "every month of hq"
+    );
+    // Nothing dropped: the mystery fee is in the ledger, the pool is on the root, and the
+    // totals still reconcile.
+    assert_eq!(
+        scalar(
+            &ctx,
+            "SELECT CAST(SUM(amount) AS VARCHAR) FROM pnl_ledger WHERE source = 'fees:神秘费用'"
+        )
+        .await,
+        "-12.34"
+    );
+    assert_eq!(
+        scalar(&ctx, "SELECT CAST(-SUM(amount) AS VARCHAR) FROM expenses WHERE category = '总部管理费'").await,
+        scalar(&ctx, "SELECT CAST(SUM(amount) AS VARCHAR) FROM pnl_ledger WHERE source = 'pool:hq' AND unit_id = 'U00'").await,
+    );
+    for check in [
+        "sales_reconcile",
+        "fees_reconcile",
+        "expenses_reconcile",
+        "settlement_nets_to_zero",
+    ] {
+        assert!(found(check, "fail").is_empty(), "{check}");
+    }
+    assert_invariants(&ctx).await;
+    // `amoeba check` names them and fails.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amoeba"))
+        .args(["check", "--warehouse"])
+        .arg(root)
+        .output()
+        .expect("run amoeba check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("神秘费用") && stdout.contains(&sku),
+        "{stdout}"
+    );
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn first_file(dir: &Path) -> std::path::PathBuf {
+    files(dir).into_iter().next().expect("a parquet file")
+}
+
+/// Writes `select` over the Parquet file `from` (as `t`) to the file `to`.
+async fn rewrite(ctx: &SessionContext, from: &Path, to: &Path, select: &str) {
+    let _ = ctx.deregister_table("t");
+    ctx.register_parquet("t", from.to_string_lossy().as_ref(), Default::default())
+        .await
+        .expect("register");
+    let batches = ctx
+        .sql(select)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let schema = batches.first().map(|b| b.schema()).expect("a batch");
+    let file = std::fs::File::create(to).expect("create");
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    for b in &batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+}
