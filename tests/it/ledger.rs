@@ -348,3 +348,115 @@ async fn rewrite(ctx: &SessionContext, from: &Path, to: &Path, select: &str) {
     }
     writer.close().expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_published_as_parquet_by_month_and_served_over_pgwire() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let ledger_cmd = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amoeba"))
+            .args(["ledger", "--warehouse"])
+            .arg(root)
+            .output()
+            .expect("run amoeba ledger");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("checks passed"), "{stdout}");
+        std::fs::read_to_string(root.join("ledger/_current")).expect("_current")
+    };
+    let first = ledger_cmd();
+    let month_dir = root.join("ledger").join(&first).join("month=2025-03");
+    assert!(
+        !files(&month_dir).is_empty(),
+        "no Parquet under {month_dir:?}"
+    );
+    // Publishing again keeps the previous version (a reader may still use it), not older ones.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let second = ledger_cmd();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let third = ledger_cmd();
+    let mut versions: Vec<String> = std::fs::read_dir(root.join("ledger"))
+        .expect("ledger dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with('v'))
+        .collect();
+    versions.sort();
+    assert_eq!(versions, vec![second, third.clone()]);
+
+    // Served from the published files: equal to the in-memory build.
+    let (ctx, _, published) = amoeba_engine::open_with_ledger(
+        Warehouse::open(&root.to_string_lossy()).expect("open"),
+        LedgerMode::Publish,
+    )
+    .await
+    .expect("publish");
+    let published = published.expect("ledger");
+    let (mem_ctx, _, _) = open(root).await;
+    let totals = "SELECT month, account, CAST(SUM(amount) AS VARCHAR), COUNT(*) FROM pnl_ledger \
+                  GROUP BY month, account ORDER BY month, account";
+    assert_eq!(rows(&ctx, totals).await, rows(&mem_ctx, totals).await);
+    assert_eq!(
+        scalar(&ctx, "SELECT COUNT(*) FROM pnl_ledger").await,
+        published.num_rows().to_string()
+    );
+    let plan = rows(
+        &ctx,
+        "EXPLAIN SELECT SUM(amount) FROM pnl_ledger WHERE month = '2025-03'",
+    )
+    .await;
+    let plan = format!("{plan:?}");
+    assert!(
+        plan.contains("file_groups={1 group: [[") || plan.contains("month=2025-03"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("month=2025-04"),
+        "month partitions are pruned: {plan}"
+    );
+
+    // Over the wire, as a BI tool sees it.
+    let server = crate::support::TestServer::start(ctx).await;
+    let client = server.client().await;
+    let rows = client
+        .query(
+            "SELECT unit_id, CAST(SUM(net_sales) AS TEXT), CAST(SUM(net_profit) AS TEXT) FROM pnl \
+             WHERE month = '2025-03' GROUP BY unit_id ORDER BY unit_id",
+            &[],
+        )
+        .await
+        .expect("pnl over pgwire");
+    assert!(rows.len() >= 8, "{} units", rows.len());
+    let checks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM amoeba_checks WHERE status = 'fail'",
+            &[],
+        )
+        .await
+        .expect("checks")
+        .get(0);
+    assert_eq!(checks, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_model_is_an_error_naming_file_line_and_key() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let model = root.join("model/model.toml");
+    let text = std::fs::read_to_string(&model).expect("model");
+    std::fs::write(&model, text.replacen("unit = \"U01\"", "unit = \"U99\"", 1)).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amoeba"))
+        .args(["check", "--warehouse"])
+        .arg(root)
+        .output()
+        .expect("run amoeba check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("model/model.toml:") && stderr.contains("].unit: unknown unit 'U99'"),
+        "{stderr}"
+    );
+}

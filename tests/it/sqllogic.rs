@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
-use crate::support::{render, session, warehouse};
+use crate::support::{render, warehouse};
 
 struct Amoeba {
     ctx: SessionContext,
@@ -63,7 +63,16 @@ impl sqllogictest::AsyncDB for Amoeba {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slt_files() {
-    let (ctx, _) = session(&warehouse(0.005, 1)).await;
+    // The views, the ledger (`pnl_ledger`, `pnl`, `amoeba_checks`) and the generator's truth.
+    let path = warehouse(0.005, 1);
+    let (ctx, _, ledger) = amoeba_engine::open_with_ledger(
+        amoeba_catalog::Warehouse::open(&path.to_string_lossy()).expect("open warehouse"),
+        amoeba_engine::LedgerMode::InMemory,
+    )
+    .await
+    .expect("open with ledger");
+    assert!(ledger.is_some(), "the generated warehouse has a model");
+    crate::support::register_truth(&ctx, &path).await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("tests/slt")

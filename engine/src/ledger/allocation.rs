@@ -387,6 +387,62 @@ mod tests {
         assert_eq!(month_end_days("2025-13"), None);
     }
 
+    fn model(headcounts: &[i64]) -> Model {
+        let mut text = String::from(
+            "[[units]]\nid = \"C\"\nname = \"c\"\nkind = \"company\"\n\
+             [[pools]]\nname = \"hq\"\ncategories = [\"总部\"]\ndriver = \"headcount\"\n",
+        );
+        for (i, h) in headcounts.iter().enumerate() {
+            text.push_str(&format!(
+                "[[units]]\nid = \"P{i:02}\"\nname = \"p\"\nkind = \"profit\"\nparent = \"C\"\nheadcount = {h}\n"
+            ));
+        }
+        Model::parse("m.toml", &text).expect("model")
+    }
+
+    proptest::proptest! {
+        /// A shared pool always lands whole: on the targets by driver, to the cent, zero
+        /// drivers getting nothing, or on the root when every driver is zero (never a
+        /// division by zero); the result does not depend on the order of the expense rows.
+        #[test]
+        fn pools_land_whole(
+            headcounts in proptest::collection::vec(0i64..20, 1..12),
+            amounts in proptest::collection::vec(-1_000_000i128..10_000_000, 1..6),
+        ) {
+            let model = model(&headcounts);
+            let expenses: Vec<Expense> = amounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Expense {
+                    month: "2025-03".into(),
+                    category: "总部".into(),
+                    cost_center: format!("公共{i}"),
+                    cents: *a,
+                })
+                .collect();
+            let run = |rows: &[Expense]| {
+                let mut out = MonthRules::default();
+                pools(&model, rows, &Drivers::new(), &mut out).expect("pools");
+                out
+            };
+            let out = run(&expenses);
+            let total: i128 = amounts.iter().sum();
+            proptest::prop_assert_eq!(out.rows.iter().map(|r| r.cents).sum::<i128>(), -total);
+            let all_zero = headcounts.iter().all(|h| *h == 0);
+            for r in &out.rows {
+                let i: usize = r.unit_id.trim_start_matches('P').parse().unwrap_or(usize::MAX);
+                if r.unit_id == "C" {
+                    proptest::prop_assert!(all_zero);
+                } else {
+                    proptest::prop_assert!(headcounts.get(i).copied().unwrap_or(0) > 0);
+                }
+            }
+            let mut reversed = expenses.clone();
+            reversed.reverse();
+            proptest::prop_assert_eq!(run(&reversed).rows, out.rows);
+        }
+    }
+
     #[test]
     fn half_even_with_negative_divisors() {
         assert_eq!(div_half_even(15, 10), 2);

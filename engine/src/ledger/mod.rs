@@ -131,10 +131,17 @@ impl Ledger {
 
         let ledger = ctx
             .sql(&format!(
-                "SELECT {cols}, to_char(date, '%Y-%m') AS month FROM \
+                "SELECT date, {text}, amount, qty, arrow_cast(source, 'Utf8') AS source, \
+                        arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM \
                  (SELECT {cols} FROM b_base UNION ALL SELECT {cols} FROM b_month) \
                  ORDER BY date, unit_id, account, platform, shop_id, sku, campaign, source",
-                cols = sources::LEDGER_COLUMNS
+                cols = sources::LEDGER_COLUMNS,
+                // One string type throughout (the parts mix Utf8 and Utf8View).
+                text = [
+                    "platform", "shop_id", "sku", "campaign", "unit_id", "account"
+                ]
+                .map(|c| format!("arrow_cast({c}, 'Utf8') AS {c}"))
+                .join(", ")
             ))
             .await?;
         let schema: SchemaRef = Arc::new(ledger.schema().as_arrow().clone());

@@ -158,6 +158,10 @@ async fn remove_old_versions(warehouse: &Warehouse, keep: &str) -> Result<()> {
                 .await
                 .map_err(store_err(&f.location))?;
         }
+        // A local file system keeps the emptied folders; object stores have none.
+        if warehouse.store_url().as_str().starts_with("file://") {
+            let _ = std::fs::remove_dir_all(format!("/{p}"));
+        }
     }
     Ok(())
 }
