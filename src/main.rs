@@ -3,6 +3,7 @@
 //! ```text
 //! amoeba demo                       generate ./warehouse if empty, then serve it on 127.0.0.1:5433
 //! amoeba gen --scale 1 --seed 7 --out ./warehouse
+//! amoeba gen --worked-example --out ./worked-example   the hand-checked example of docs/model.md
 //! amoeba serve --warehouse W --listen 127.0.0.1:5433
 //! amoeba ledger --warehouse W       build the ledger, publish it as Parquet, print the checks
 //! amoeba check --warehouse W        the reconciliation report; exit 1 if a check fails
@@ -70,6 +71,10 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "./warehouse")]
         out: PathBuf,
+        /// Write the small hand-checked warehouse of docs/model.md instead (scale and seed
+        /// are ignored).
+        #[arg(long)]
+        worked_example: bool,
     },
     /// Build the ledger, write it into the warehouse (ledger/) and print the checks.
     Ledger {
@@ -131,7 +136,21 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> CliResult<ExitCode> {
     match command {
-        Command::Gen { scale, seed, out } => {
+        Command::Gen {
+            out,
+            worked_example: true,
+            ..
+        } => {
+            amoeba_data::fixture::worked_example(&out)?;
+            println!(
+                "wrote the worked example of docs/model.md to {}",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen {
+            scale, seed, out, ..
+        } => {
             generate(scale, seed, &out)?;
             Ok(ExitCode::SUCCESS)
         }
