@@ -81,6 +81,21 @@ pub(crate) fn apply(
     Ok(out)
 }
 
+/// The driver of every target in `month`, in target order (as `allocate_exact` takes them).
+fn driver_values(
+    model: &Model,
+    drivers: &Drivers,
+    driver: Driver,
+    percentages: &BTreeMap<String, i128>,
+    month: &str,
+    targets: &[String],
+) -> Vec<Option<i128>> {
+    targets
+        .iter()
+        .map(|t| Some(driver_value(model, drivers, driver, percentages, month, t)))
+        .collect()
+}
+
 fn driver_value(
     model: &Model,
     drivers: &Drivers,
@@ -154,19 +169,14 @@ fn pools(
         };
         let source = format!("pool:{}", pool.name);
         let targets = model.target_ids(&pool.targets);
-        let values: Vec<Option<i128>> = targets
-            .iter()
-            .map(|t| {
-                Some(driver_value(
-                    model,
-                    drivers,
-                    pool.driver,
-                    &pool.percentages,
-                    &month,
-                    t,
-                ))
-            })
-            .collect();
+        let values = driver_values(
+            model,
+            drivers,
+            pool.driver,
+            &pool.percentages,
+            &month,
+            &targets,
+        );
         let before = out.rows.len();
         match split(-cents, &values)? {
             Some(shares) => {
@@ -297,19 +307,14 @@ fn step_down(
             if net == 0 {
                 continue;
             }
-            let values: Vec<Option<i128>> = targets
-                .iter()
-                .map(|t| {
-                    Some(driver_value(
-                        model,
-                        drivers,
-                        step.driver,
-                        &step.percentages,
-                        month,
-                        t,
-                    ))
-                })
-                .collect();
+            let values = driver_values(
+                model,
+                drivers,
+                step.driver,
+                &step.percentages,
+                month,
+                &targets,
+            );
             match split(net, &values)? {
                 Some(shares) => {
                     out.push(month, &step.unit, &account, -net, source.clone());
@@ -449,5 +454,6 @@ mod tests {
         assert_eq!(div_half_even(25, 10), 2);
         assert_eq!(div_half_even(25, -10), -2);
         assert_eq!(div_half_even(-35, 10), -4);
+        assert_eq!(div_half_even(-251, 100), -3);
     }
 }

@@ -107,73 +107,95 @@ impl CheckRow {
     }
 }
 
+/// A comparison per platform, shop and month: `source` yields (platform, shop_id, month, v),
+/// the ledger side is the sum of the rows matching `ledger_rows`.
+fn per_shop_month(source: &str, ledger_rows: &str, detail: &str) -> String {
+    format!(
+        "WITH s AS ({source}), \
+              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
+                    FROM b_ledger WHERE {ledger_rows} GROUP BY 1, 2, 3) \
+         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', \
+                       COALESCE(s.month, l.month)), \
+                COALESCE(s.v, 0), COALESCE(l.v, 0), '{detail}' \
+         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month"
+    )
+}
+
 /// Comparisons in SQL over the build's tables: each yields (check, scope, expected, actual,
 /// detail) with money as DECIMAL(38,2).
-const COMPARISONS: &[(&str, &str)] = &[
-    (
-        "sales_reconcile",
-        "WITH s AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, \
-                           SUM(gross_sales - seller_discount + shipping_income) AS v FROM b_lines GROUP BY 1, 2, 3), \
-              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
-                    FROM b_ledger WHERE source = 'order_lines' GROUP BY 1, 2, 3) \
-         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
-                COALESCE(s.v, 0), COALESCE(l.v, 0), 'order_lines gross − seller discount + shipping vs the ledger' \
-         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
-    ),
-    (
-        "refunds_reconcile",
-        "WITH s AS (SELECT platform, shop_id, to_char(refunded_at, '%Y-%m') AS month, SUM(-amount) AS v FROM refunds GROUP BY 1, 2, 3), \
-              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
-                    FROM b_ledger WHERE source = 'refunds' GROUP BY 1, 2, 3) \
-         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
-                COALESCE(s.v, 0), COALESCE(l.v, 0), 'refunds vs the ledger' \
-         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
-    ),
-    (
-        "fees_reconcile",
-        "WITH s AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_fees GROUP BY 1, 2), \
-              l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger WHERE starts_with(source, 'fees:') GROUP BY 1, 2) \
-         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id)), \
-                COALESCE(s.v, 0), COALESCE(l.v, 0), 'fees vs the ledger (fees move to their order''s payment month, so per shop)' \
-         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id",
-    ),
-    (
-        "ad_spend_reconcile",
-        "WITH s AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(-spend) AS v FROM ad_spend GROUP BY 1, 2, 3), \
-              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
-                    FROM b_ledger WHERE source = 'ad_spend' GROUP BY 1, 2, 3) \
-         SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', COALESCE(s.month, l.month)), \
-                COALESCE(s.v, 0), COALESCE(l.v, 0), 'ad spend vs the ledger' \
-         FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id AND s.month = l.month",
-    ),
-    (
-        "waybills_reconcile",
-        "SELECT 'all', (SELECT COALESCE(SUM(-cost), 0) FROM waybills), \
-                (SELECT COALESCE(SUM(amount), 0) FROM b_ledger WHERE source = 'waybills'), \
-                'waybill freight vs the ledger (outbound freight moves to the payment month)'",
-    ),
-    (
-        "expenses_reconcile",
-        "WITH s AS (SELECT month, SUM(-amount) AS v FROM expenses GROUP BY 1), \
-              l AS (SELECT to_char(date, '%Y-%m') AS month, SUM(amount) AS v FROM b_ledger \
-                    WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:') GROUP BY 1) \
-         SELECT COALESCE(s.month, l.month), COALESCE(s.v, 0), COALESCE(l.v, 0), \
-                'expenses vs their direct costs and pool shares' \
-         FROM s FULL JOIN l ON s.month = l.month",
-    ),
-    (
-        "settlement_nets_to_zero",
-        "SELECT to_char(date, '%Y-%m'), CAST(0 AS DECIMAL(38,2)), SUM(amount), \
-                'internal revenue + internal cost, company-wide' \
-         FROM b_ledger WHERE account IN ('internal_revenue', 'internal_cost') GROUP BY 1",
-    ),
-    (
-        "company_equals_units",
-        "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger), \
-                (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger l JOIN b_units u ON u.unit_id = l.unit_id), \
-                'company profit vs the sum of the units'' profits (rows of unknown units would differ)'",
-    ),
-];
+fn comparisons() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "sales_reconcile",
+            per_shop_month(
+                "SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, \
+                        SUM(gross_sales - seller_discount + shipping_income) AS v FROM b_lines GROUP BY 1, 2, 3",
+                "source = 'order_lines'",
+                "order_lines gross − seller discount + shipping vs the ledger",
+            ),
+        ),
+        (
+            "refunds_reconcile",
+            per_shop_month(
+                "SELECT platform, shop_id, to_char(refunded_at, '%Y-%m') AS month, SUM(-amount) AS v \
+                 FROM refunds GROUP BY 1, 2, 3",
+                "source = 'refunds'",
+                "refunds vs the ledger",
+            ),
+        ),
+        (
+            "ad_spend_reconcile",
+            per_shop_month(
+                "SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(-spend) AS v \
+                 FROM ad_spend GROUP BY 1, 2, 3",
+                "source = 'ad_spend'",
+                "ad spend vs the ledger",
+            ),
+        ),
+        (
+            "fees_reconcile",
+            "WITH s AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_fees GROUP BY 1, 2), \
+                  l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger \
+                        WHERE starts_with(source, 'fees:') GROUP BY 1, 2) \
+             SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id)), \
+                    COALESCE(s.v, 0), COALESCE(l.v, 0), \
+                    'fees vs the ledger (fees move to their order''s payment month, so per shop)' \
+             FROM s FULL JOIN l ON s.platform = l.platform AND s.shop_id = l.shop_id"
+                .to_string(),
+        ),
+        (
+            "waybills_reconcile",
+            "SELECT 'all', (SELECT COALESCE(SUM(-cost), 0) FROM waybills), \
+                    (SELECT COALESCE(SUM(amount), 0) FROM b_ledger WHERE source = 'waybills'), \
+                    'waybill freight vs the ledger (outbound freight moves to the payment month)'"
+                .to_string(),
+        ),
+        (
+            "expenses_reconcile",
+            "WITH s AS (SELECT month, SUM(-amount) AS v FROM expenses GROUP BY 1), \
+                  l AS (SELECT to_char(date, '%Y-%m') AS month, SUM(amount) AS v FROM b_ledger \
+                        WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:') GROUP BY 1) \
+             SELECT COALESCE(s.month, l.month), COALESCE(s.v, 0), COALESCE(l.v, 0), \
+                    'expenses vs their direct costs and pool shares' \
+             FROM s FULL JOIN l ON s.month = l.month"
+                .to_string(),
+        ),
+        (
+            "settlement_nets_to_zero",
+            "SELECT to_char(date, '%Y-%m'), CAST(0 AS DECIMAL(38,2)), SUM(amount), \
+                    'internal revenue + internal cost, company-wide' \
+             FROM b_ledger WHERE account IN ('internal_revenue', 'internal_cost') GROUP BY 1"
+                .to_string(),
+        ),
+        (
+            "company_equals_units",
+            "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger), \
+                    (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger l JOIN b_units u ON u.unit_id = l.unit_id), \
+                    'company profit vs the sum of the units'' profits (rows of unknown units would differ)'"
+                .to_string(),
+        ),
+    ]
+}
 
 /// Findings in SQL: each yields (scope, status, amount, detail).
 const FINDINGS: &[(&str, &str)] = &[
@@ -224,7 +246,7 @@ const FINDINGS: &[(&str, &str)] = &[
 /// Runs the SQL checks over the build session's tables.
 pub(crate) async fn run(ctx: &SessionContext) -> Result<Vec<CheckRow>> {
     let mut rows = Vec::new();
-    for (check, sql) in COMPARISONS {
+    for (check, sql) in comparisons() {
         let sql = format!(
             "SELECT CAST(c0 AS VARCHAR), CAST(c1 AS DECIMAL(38,2)), CAST(c2 AS DECIMAL(38,2)), CAST(c3 AS VARCHAR) \
              FROM ({sql}) AS t(c0, c1, c2, c3) ORDER BY 1"

@@ -31,6 +31,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema};
 
+use super::allocation::div_half_even;
 use crate::error::{EngineError, Result};
 
 /// What a movement is.
@@ -243,19 +244,6 @@ fn mul_div_round(a: i128, b: i128, c: i128) -> i128 {
     div_half_even(a.saturating_mul(b), c)
 }
 
-fn div_half_even(n: i128, d: i128) -> i128 {
-    if d == 0 {
-        return 0;
-    }
-    let q = n.div_euclid(d);
-    let r = n.rem_euclid(d);
-    match (2 * r).cmp(&d) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => q + (q & 1),
-    }
-}
-
 /// Costs a batch of movements sorted by (sku, warehouse, time): columns `sku`, `warehouse`,
 /// `kind`, `qty`, `receipt_value` (Decimal128(_, 4)), `line`. Returns the batch with `value`
 /// (Decimal128(38,2)), `shortfall` and `uncosted` appended.
@@ -447,13 +435,5 @@ mod tests {
         s.put(7, 10_000);
         let out: i128 = (0..7).map(|_| s.apply(issue(1, "L")).value_cents).sum();
         assert_eq!(out, -100);
-    }
-
-    #[test]
-    fn half_even() {
-        assert_eq!(div_half_even(250, 100), 2);
-        assert_eq!(div_half_even(350, 100), 4);
-        assert_eq!(div_half_even(-250, 100), -2);
-        assert_eq!(div_half_even(-251, 100), -3);
     }
 }
