@@ -158,3 +158,61 @@ async fn demo_command_serves_a_generated_warehouse() {
     let expected: Vec<String> = truth.iter().map(|r| r.join("|")).collect();
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
 }
+
+/// Amoeba's functions over the extended protocol: a prepared statement whose function
+/// arguments are parameters, typed by a cast or left untyped (sent as text, PostgreSQL's
+/// `unknown`, and read as exact numbers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_take_parameters_over_the_wire() {
+    let (ctx, _) = session(&warehouse(0.005, 1)).await;
+    let server = TestServer::start(ctx).await;
+    let client = server.client().await;
+    let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(Option<String>, Option<String>)> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let typed = client
+        .prepare(
+            "select cast(safe_div($1::float8, $2::float8) as varchar), \
+                    cast(roas($1::float8, $2::float8) as varchar)",
+        )
+        .await
+        .expect("prepare typed");
+    let got = client
+        .query(&typed, &[&150.0f64, &60.0f64])
+        .await
+        .expect("typed");
+    assert_eq!(pairs(got), vec![(Some("2.5".into()), Some("2.5".into()))]);
+
+    let untyped = client
+        .prepare("select cast(safe_div($1, $2) as varchar), cast(aov($1, $2) as varchar)")
+        .await
+        .expect("prepare untyped");
+    let got = client
+        .query(&untyped, &[&"150.00", &"60"])
+        .await
+        .expect("untyped");
+    assert_eq!(
+        pairs(got),
+        vec![(Some("2.5".into()), Some("2.5000".into()))]
+    );
+    // A zero denominator is NULL, never an error.
+    let got = client
+        .query(&untyped, &[&"150.00", &"0"])
+        .await
+        .expect("zero");
+    assert_eq!(pairs(got), vec![(None, None)]);
+    // Text that is not a number is an error naming it; the connection stays usable.
+    let err = client
+        .query(&untyped, &[&"abc", &"1"])
+        .await
+        .expect_err("not a number");
+    assert!(format!("{err:?}").contains("abc"), "{err:?}");
+    let got = client
+        .query(&untyped, &[&"1", &"4"])
+        .await
+        .expect("after the error");
+    assert_eq!(
+        pairs(got),
+        vec![(Some("0.25".into()), Some("0.2500".into()))]
+    );
+}

@@ -19,6 +19,10 @@ pub(crate) enum Numeric {
     Float,
 }
 
+/// The scale text arguments are read at: DECIMAL(38,10) holds any amount with up to 28
+/// integer digits exactly.
+pub(crate) const TEXT_SCALE: i8 = 10;
+
 /// Classifies `data_type`, or explains why argument `position` of `function` cannot have it.
 pub(crate) fn classify(
     function: &'static str,
@@ -33,6 +37,10 @@ pub(crate) fn classify(
         Decimal32(_, s) | Decimal64(_, s) | Decimal128(_, s) => Numeric::Decimal((*s).max(0)),
         Decimal256(_, s) => Numeric::Decimal((*s).clamp(0, 38)),
         Float16 | Float32 | Float64 => Numeric::Float,
+        // Text is what an untyped parameter (`$1` sent as PostgreSQL's `unknown`) or a quoted
+        // literal arrives as: like PostgreSQL, read it as a number — exactly, as a DECIMAL;
+        // text that is not a number fails the cast with an error naming the value.
+        Utf8 | Utf8View | LargeUtf8 => Numeric::Decimal(TEXT_SCALE),
         other => {
             return Err(UdfError::ArgType {
                 function,
