@@ -35,6 +35,13 @@ pub enum EngineError {
         warehouse: String,
     },
 
+    /// The session could not be set up.
+    #[error("session setup: {reason}")]
+    Setup {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The ledger build failed.
     #[error("ledger: {reason}")]
     Ledger {
@@ -61,6 +68,12 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    pub(crate) fn setup(reason: impl Into<String>) -> Self {
+        EngineError::Setup {
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn ledger(reason: impl Into<String>) -> Self {
         EngineError::Ledger {
             reason: reason.into(),

@@ -10,6 +10,7 @@
 
 mod error;
 pub mod ledger;
+mod pg_functions;
 mod server;
 mod session;
 

@@ -12,6 +12,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
 use crate::error::Result;
 use crate::ledger::Ledger;
+use crate::pg_functions;
 
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
@@ -35,6 +36,7 @@ pub async fn open_session(warehouse: Warehouse) -> Result<(SessionContext, Catal
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
+    pg_functions::register(&ctx).await?;
     Ok((ctx, catalog))
 }
 
@@ -70,5 +72,6 @@ pub async fn open_with_ledger(
         None => None,
     };
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
+    pg_functions::register(&ctx).await?;
     Ok((ctx, catalog, ledger))
 }

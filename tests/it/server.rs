@@ -108,6 +108,18 @@ async fn real_clients_get_the_truth() {
             "\\dv lacks {view}:\n{views}"
         );
     }
+    // \df lists Amoeba's functions (pg_proc), with their arguments and result types.
+    let functions = psql(server.port, "\\df").await;
+    for line in [
+        "public|roi|double precision|net_profit numeric, ad_spend numeric|func",
+        "public|aov|numeric|net_sales numeric, orders numeric|func",
+        "public|allocate_exact|numeric|pool_amount numeric, driver numeric|window",
+    ] {
+        assert!(
+            functions.lines().any(|l| l == line),
+            "\\df lacks {line}:\n{functions}"
+        );
+    }
     let described = psql(server.port, "\\d order_lines").await;
     for column in ["platform", "net_sales", "paid_at"] {
         assert!(
