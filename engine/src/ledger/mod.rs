@@ -91,10 +91,12 @@ impl Ledger {
         cache(&ctx, "b_fees", &sources::fees(&model)).await?;
 
         // Costing: DataFusion sorts the movements, one sequential pass costs them.
+        let mut step = Instant::now();
         let moves = ctx.sql(&sources::moves(&model)).await?;
         let schema: SchemaRef = Arc::new(moves.schema().as_arrow().clone());
         let moves = concat_batches(&schema, &moves.collect().await?)?;
         register(&ctx, "b_costed", cost::cost_batch(model.costing, &moves)?)?;
+        lap(&mut step, "costing");
 
         let costed = sources::costed(model.costing);
         let parts: Vec<String> = [
@@ -121,6 +123,7 @@ impl Ledger {
         .await?;
 
         // Month-level rules over the drivers.
+        let mut step = Instant::now();
         let drivers = drivers(&ctx).await?;
         let expenses = expenses(&ctx).await?;
         let totals = unit_totals(&ctx).await?;
@@ -128,6 +131,7 @@ impl Ledger {
         months.extend(expenses.iter().map(|e| e.month.clone()));
         let rules = allocation::apply(&model, &expenses, &drivers, &totals, &months)?;
         register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
+        lap(&mut step, "pools, settlement, step-down");
 
         let ledger = ctx
             .sql(&format!(
@@ -151,8 +155,10 @@ impl Ledger {
             Arc::new(MemTable::try_new(schema, vec![batches.clone()])?),
         )?;
 
+        lap(&mut step, "b_ledger");
         let mut checks = checks::run(&ctx).await?;
         checks.extend(rules.checks);
+        lap(&mut step, "checks");
         Ok(Ledger {
             model,
             batches,
@@ -237,7 +243,14 @@ impl Ledger {
     }
 }
 
+/// Logs how long a step took (`RUST_LOG=info` shows where a build spends its time).
+fn lap(since: &mut Instant, step: &str) {
+    log::info!("ledger step {step}: {:.2}s", since.elapsed().as_secs_f64());
+    *since = Instant::now();
+}
+
 async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let started = Instant::now();
     let df = ctx
         .sql(sql)
         .await
@@ -247,6 +260,7 @@ async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
         .await
         .map_err(|e| EngineError::ledger(format!("ledger step {name}: {e}")))?;
     ctx.register_table(name, df.into_view())?;
+    lap(&mut { started }, name);
     Ok(())
 }
 
