@@ -349,7 +349,7 @@ fn values_relation(entries: &BTreeMap<String, String>) -> String {
 }
 
 /// A SQL string literal.
-pub(crate) fn sql_string(s: &str) -> String {
+pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

@@ -1,6 +1,7 @@
 //! Assignment of ledger rows to units: the model's rules as one SQL `CASE`, most specific rule
 //! first, so that the first matching `WHEN` is the winner.
 
+use amoeba_catalog::mapping::sql_string;
 use amoeba_catalog::model::Model;
 
 /// SQL expressions giving a row's attributes; `None` where the source has no such attribute
@@ -61,11 +62,6 @@ pub(crate) fn unit_expr(model: &Model, source: &str, keys: RowKeys<'_>) -> Strin
     }
     sql.push_str(&format!(" ELSE {} END", sql_string(otherwise)));
     sql
-}
-
-/// A SQL string literal.
-pub(crate) fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 #[cfg(test)]

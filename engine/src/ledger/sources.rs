@@ -6,9 +6,10 @@
 //! order-linked fees and freight at the order's payment date; refunds and the COGS their
 //! restocked returns reverse at the refund date; money without an order at its posting date.
 
+use amoeba_catalog::mapping::sql_string;
 use amoeba_catalog::model::{CostingMethod, Model};
 
-use super::assign::{RowKeys, sql_string, unit_expr};
+use super::assign::{RowKeys, unit_expr};
 
 /// The ledger's columns, in order (before `month`).
 pub(crate) const LEDGER_COLUMNS: &str =
