@@ -6,11 +6,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use amoeba_catalog::Warehouse;
+use amoeba_engine::LedgerMode;
 use object_store::{ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::catalog_truth::assert_session_equals_truth;
-use crate::support::{KillOnDrop, free_port, register_truth, tool, wait_for_port, warehouse};
+use crate::support::{KillOnDrop, free_port, register_truth, rows, tool, wait_for_port, warehouse};
 
 /// Creates a bucket with a plain (unsigned) request: moto does not check signatures.
 async fn create_bucket(port: u16, bucket: &str) {
@@ -86,7 +87,7 @@ async fn s3_warehouse_serves_the_same_answers() {
             .expect("upload");
     }
 
-    let (ctx, catalog) = amoeba_engine::open_session(s3)
+    let (ctx, catalog) = amoeba_engine::open_session(s3.clone())
         .await
         .expect("open s3 session");
     assert_eq!(
@@ -101,5 +102,48 @@ async fn s3_warehouse_serves_the_same_answers() {
     );
     register_truth(&ctx, &local).await;
     assert_session_equals_truth(&ctx, "s3").await;
+
+    // The ledger is built from S3 and published back to it (Parquet by month + `_current`),
+    // and equals the ledger of the local copy.
+    let model = std::fs::read(local.join("model/model.toml")).expect("model");
+    let model_key = s3.prefix().clone().join("model").join("model.toml");
+    s3.store()
+        .put(&model_key, PutPayload::from(model))
+        .await
+        .expect("upload model");
+    let (published, _, ledger) = amoeba_engine::open_with_ledger(s3.clone(), LedgerMode::Publish)
+        .await
+        .expect("build and publish on s3");
+    let ledger = ledger.expect("the model was uploaded");
+    assert!(
+        !ledger.failed(),
+        "{:?}",
+        ledger
+            .checks()
+            .iter()
+            .filter(|c| c.status != amoeba_engine::ledger::Status::Ok)
+            .collect::<Vec<_>>()
+    );
+    let current = s3.prefix().clone().join("ledger").join("_current");
+    let version = s3
+        .store()
+        .get(&current)
+        .await
+        .expect("_current")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(version.starts_with(b"v"), "{version:?}");
+    let (in_memory, _, _) = amoeba_engine::open_with_ledger(
+        Warehouse::open(&local.to_string_lossy()).expect("open local"),
+        LedgerMode::InMemory,
+    )
+    .await
+    .expect("local ledger");
+    let totals = "SELECT month, CAST(SUM(amount) AS VARCHAR), COUNT(*) FROM pnl_ledger GROUP BY month ORDER BY month";
+    assert_eq!(
+        rows(&published, totals).await,
+        rows(&in_memory, totals).await
+    );
     drop(moto);
 }
