@@ -438,18 +438,15 @@ fn month_rows_batch(rows: &[MonthRow]) -> Result<RecordBatch> {
         })?);
     }
     let nulls = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; rows.len()])) };
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("date", DataType::Date32, false),
-        Field::new("platform", DataType::Utf8, true),
-        Field::new("shop_id", DataType::Utf8, true),
-        Field::new("sku", DataType::Utf8, true),
-        Field::new("campaign", DataType::Utf8, true),
-        Field::new("unit_id", DataType::Utf8, false),
-        Field::new("account", DataType::Utf8, false),
-        Field::new("amount", DataType::Decimal128(38, 2), false),
-        Field::new("qty", DataType::Int64, true),
-        Field::new("source", DataType::Utf8, false),
-    ]));
+    // The ledger's columns without the `month` partition (added by the final SELECT).
+    let schema = Arc::new(Schema::new(
+        store::ledger_schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "month")
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
     Ok(RecordBatch::try_new(
         schema,
         vec![
