@@ -162,6 +162,25 @@ async fn time(ctx: &SessionContext, sql: &str, runs: usize) -> Result<(Vec<Durat
     Ok((times, result))
 }
 
+/// Whether two printed result rows hold the same numbers: equal counts, and sums within a
+/// relative 1e-12 (a DOUBLE sum of 10M ratios differs in its last digits with the order of
+/// addition; a DECIMAL sum may print at another scale).
+fn same_numbers(a: &str, b: &str) -> bool {
+    let numbers = |row: &str| -> Vec<Option<f64>> {
+        row.split('|')
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty())
+            .map(|cell| cell.parse::<f64>().ok())
+            .collect()
+    };
+    let (x, y) = (numbers(a), numbers(b));
+    x.len() == y.len()
+        && x.iter().zip(&y).all(|pair| match pair {
+            (Some(p), Some(q)) => (p - q).abs() <= 1e-12 * p.abs().max(q.abs()),
+            _ => false,
+        })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -185,13 +204,13 @@ async fn compare(
         ms(med(&s)),
         ms(s[s.len() - 1]),
         med(&f).as_secs_f64() / med(&s).as_secs_f64(),
-        if fr == sr {
+        if same_numbers(&fr, &sr) {
             ""
         } else {
             "  (results differ: see below)"
         }
     );
-    if fr != sr {
+    if !same_numbers(&fr, &sr) {
         println!("    fn : {fr}\n    sql: {sr}");
     }
     Ok(())

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Float64Array};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -203,9 +203,10 @@ impl ScalarUDFImpl for KpiUdf {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> datafusion::error::Result<Vec<DataType>> {
         let kinds = self.spec.classify_all(arg_types)?;
-        let float = self.output == Output::Ratio || kinds.contains(&Numeric::Float);
-        if float {
-            return Ok(vec![DataType::Float64; kinds.len()]);
+        if self.output == Output::Ratio || kinds.contains(&Numeric::Float) {
+            // The DOUBLE kernel reads integers, decimals and floats natively, so no argument is
+            // cast to DOUBLE first (a cast is a full pass and an array per argument).
+            return Ok(arg_types.iter().zip(&kinds).map(native_type).collect());
         }
         let scale = |k: &Numeric| match k {
             Numeric::Decimal(s) => *s,
@@ -259,23 +260,44 @@ impl ScalarUDFImpl for KpiUdf {
 
 impl KpiUdf {
     fn eval_f64(&self, arrays: &[ArrayRef]) -> Result<ArrayRef> {
+        let values: Vec<f64> = match (self.formula, arrays) {
+            (Formula::Div { abs_num, abs_den }, [a, b]) => {
+                let (a, b) = (Floats::readable(a)?, Floats::readable(b)?);
+                let name = self.spec.name;
+                quotients(
+                    &Floats::of(name, &a)?,
+                    &Floats::of(name, &b)?,
+                    abs_num,
+                    abs_den,
+                )
+            }
+            (formula, _) => self.eval_f64_cast(formula, arrays)?,
+        };
+        // A zero denominator (and only that, for finite inputs) makes the quotient ±inf or NaN.
+        let finite = BooleanBuffer::collect_bool(values.len(), |i| values[i].is_finite());
+        let nulls = arrays
+            .iter()
+            .fold(NullBuffer::new(finite), |acc, a| match a.logical_nulls() {
+                Some(n) => NullBuffer::new(acc.inner() & n.inner()),
+                None => acc,
+            });
+        Ok(Arc::new(Float64Array::new(
+            ScalarBuffer::from(values),
+            Some(nulls),
+        )))
+    }
+
+    /// The formulas of three arguments (and break-even ROAS): rarer, read through a cast.
+    fn eval_f64_cast(&self, formula: Formula, arrays: &[ArrayRef]) -> Result<Vec<f64>> {
         let cols = arrays
             .iter()
             .map(|a| cast(a, &DataType::Float64))
             .collect::<Result<Vec<_>, _>>()?;
-        let f: Vec<&Float64Array> = cols
+        let v: Vec<&[f64]> = cols
             .iter()
-            .map(|c| c.as_primitive::<Float64Type>())
+            .map(|c| c.as_primitive::<Float64Type>().values().as_ref())
             .collect();
-        let v: Vec<&[f64]> = f.iter().map(|a| a.values().as_ref()).collect();
-        let values: Vec<f64> = match (self.formula, v.as_slice()) {
-            (Formula::Div { abs_num, abs_den }, [a, b]) => {
-                let m = |x: f64, abs: bool| if abs { x.abs() } else { x };
-                a.iter()
-                    .zip(*b)
-                    .map(|(x, y)| m(*x, abs_num) / m(*y, abs_den))
-                    .collect()
-            }
+        Ok(match (formula, v.as_slice()) {
             (Formula::BreakEven, [cm2, sales]) => cm2
                 .iter()
                 .zip(*sales)
@@ -294,19 +316,7 @@ impl KpiUdf {
                 .map(|((s, c), h)| (s - c.abs()) / h)
                 .collect(),
             _ => return Err(self.arity_error(arrays.len())),
-        };
-        // A zero denominator (and only that, for finite inputs) makes the quotient ±inf or NaN.
-        let finite = BooleanBuffer::collect_bool(values.len(), |i| values[i].is_finite());
-        let nulls = f
-            .iter()
-            .fold(NullBuffer::new(finite), |acc, a| match a.nulls() {
-                Some(n) => NullBuffer::new(acc.inner() & n.inner()),
-                None => acc,
-            });
-        Ok(Arc::new(Float64Array::new(
-            ScalarBuffer::from(values),
-            Some(nulls),
-        )))
+        })
     }
 
     fn eval_decimal(&self, arrays: &[ArrayRef]) -> Result<ArrayRef> {
@@ -368,5 +378,124 @@ impl KpiUdf {
             expected: self.spec.args.len(),
             got,
         }
+    }
+}
+
+/// The type an argument of a DOUBLE-valued KPI is read as: its own when the kernel reads it
+/// natively (`BIGINT`, `DECIMAL(p,s)`, `DOUBLE`), otherwise the nearest such type.
+fn native_type((data_type, kind): (&DataType, &Numeric)) -> DataType {
+    match (data_type, kind) {
+        (DataType::Decimal128(_, s), _) if *s >= 0 => data_type.clone(),
+        // Not every UInt64 fits an Int64.
+        (DataType::UInt64, _) => DataType::Float64,
+        (_, Numeric::Decimal(s)) => decimal(*s),
+        (_, Numeric::Integer) => DataType::Int64,
+        (_, Numeric::Float | Numeric::Null) => DataType::Float64,
+    }
+}
+
+/// An argument of the DOUBLE kernel, read in place: raw values and the power of ten that
+/// scales them (a decimal's unscaled integers), so that no cast array is made.
+enum Floats<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    Dec(&'a [i128], i8),
+}
+
+impl<'a> Floats<'a> {
+    /// `array` itself when the kernel reads its type in place, else cast to DOUBLE (a type
+    /// `coerce_types` did not produce, say when the function is called outside SQL).
+    fn readable(array: &ArrayRef) -> Result<ArrayRef> {
+        Ok(match array.data_type() {
+            DataType::Float64 | DataType::Int64 => Arc::clone(array),
+            DataType::Decimal128(_, s) if *s >= 0 => Arc::clone(array),
+            _ => cast(array, &DataType::Float64)?,
+        })
+    }
+
+    fn of(function: &'static str, array: &'a ArrayRef) -> Result<Self> {
+        Ok(match array.data_type() {
+            DataType::Float64 => Floats::F64(array.as_primitive::<Float64Type>().values()),
+            DataType::Int64 => Floats::I64(array.as_primitive::<Int64Type>().values()),
+            DataType::Decimal128(_, s) => {
+                Floats::Dec(array.as_primitive::<Decimal128Type>().values(), *s)
+            }
+            other => {
+                return Err(UdfError::InvalidInput {
+                    function,
+                    message: format!("cannot read {other} as a number"),
+                });
+            }
+        })
+    }
+
+    fn scale(&self) -> i32 {
+        match self {
+            Floats::Dec(_, s) => i32::from(*s),
+            _ => 0,
+        }
+    }
+}
+
+/// A raw value as a DOUBLE (before its scale is applied).
+trait AsF64: Copy {
+    fn as_f64(self) -> f64;
+}
+
+impl AsF64 for f64 {
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
+
+impl AsF64 for i64 {
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl AsF64 for i128 {
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// `num / den` row by row, `abs` of either part on request.
+///
+/// For decimals the quotient of the unscaled integers is scaled once by 10^(den scale − num
+/// scale): at equal scales (the common case, amounts at DECIMAL(38,2)) that is one correctly
+/// rounded division, closer to the exact ratio than dividing two rounded DOUBLEs.
+fn quotients(num: &Floats<'_>, den: &Floats<'_>, abs_num: bool, abs_den: bool) -> Vec<f64> {
+    let factor = 10f64.powi(den.scale() - num.scale());
+    fn typed<N: AsF64, D: AsF64>(n: &[N], d: &[D], an: bool, ad: bool, factor: f64) -> Vec<f64> {
+        // One monomorphic loop per sign treatment, so that each vectorizes.
+        fn run<N: AsF64, D: AsF64>(n: &[N], d: &[D], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+            n.iter()
+                .zip(d)
+                .map(|(x, y)| f(x.as_f64(), y.as_f64()))
+                .collect()
+        }
+        match (an, ad, factor == 1.0) {
+            (false, false, true) => run(n, d, |x, y| x / y),
+            (false, true, true) => run(n, d, |x, y| x / y.abs()),
+            (true, false, true) => run(n, d, |x, y| x.abs() / y),
+            (true, true, true) => run(n, d, |x, y| x.abs() / y.abs()),
+            (false, false, false) => run(n, d, |x, y| x / y * factor),
+            (false, true, false) => run(n, d, |x, y| x / y.abs() * factor),
+            (true, false, false) => run(n, d, |x, y| x.abs() / y * factor),
+            (true, true, false) => run(n, d, |x, y| x.abs() / y.abs() * factor),
+        }
+    }
+    use Floats::*;
+    match (num, den) {
+        (F64(n), F64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (F64(n), I64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (F64(n), Dec(d, _)) => typed(n, d, abs_num, abs_den, factor),
+        (I64(n), F64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (I64(n), I64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (I64(n), Dec(d, _)) => typed(n, d, abs_num, abs_den, factor),
+        (Dec(n, _), F64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (Dec(n, _), I64(d)) => typed(n, d, abs_num, abs_den, factor),
+        (Dec(n, _), Dec(d, _)) => typed(n, d, abs_num, abs_den, factor),
     }
 }
