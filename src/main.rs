@@ -6,6 +6,7 @@
 //! amoeba gen --worked-example --out ./worked-example   the hand-checked example of docs/model.md
 //! amoeba serve --warehouse W --listen 127.0.0.1:5433
 //! amoeba ledger --warehouse W       build the ledger, publish it as Parquet, print the checks
+//! amoeba refresh --warehouse W [CUBE] [--full]   publish the ledger, refresh the cubes
 //! amoeba check --warehouse W        the reconciliation report; exit 1 if a check fails
 //! amoeba query --warehouse W "SQL"  run one query, print the result
 //! ```
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 
 use amoeba_catalog::Warehouse;
 use amoeba_engine::LedgerMode;
+use amoeba_engine::cube::{CubeStatus, Outcome, RefreshOptions};
 use amoeba_engine::ledger::{CheckRow, Status};
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -82,8 +84,21 @@ enum Command {
         #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
     },
+    /// Build and publish the ledger, then refresh the cubes: only the months whose inputs
+    /// changed are rebuilt; exits 1 if a cube fails (its previous version stays served).
+    Refresh {
+        /// Warehouse location.
+        #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
+        warehouse: String,
+        /// Only this cube.
+        cube: Option<String>,
+        /// Rebuild every month, changed or not.
+        #[arg(long)]
+        full: bool,
+    },
     /// The reconciliation report: rejected files and rows, and, with a model, source totals vs
-    /// the ledger, pools, settlement, units; exits 1 if a check fails.
+    /// the ledger, pools, settlement, units, and the published cubes vs the published ledger;
+    /// exits 1 if a check fails.
     Check {
         /// Warehouse location.
         #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
@@ -181,6 +196,44 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { warehouse } => check(&warehouse).await,
+        Command::Refresh {
+            warehouse,
+            cube,
+            full,
+        } => {
+            let started = Instant::now();
+            let options = RefreshOptions {
+                only: cube,
+                full,
+                ..RefreshOptions::default()
+            };
+            let served =
+                amoeba_engine::open_published(Warehouse::open(&warehouse)?, options).await?;
+            let Some(ledger) = &served.ledger else {
+                return Err(format!(
+                    "warehouse {warehouse} has no model/model.toml (`amoeba gen` writes the default one)"
+                )
+                .into());
+            };
+            println!(
+                "ledger: {} rows built in {:.1}s",
+                ledger.num_rows(),
+                ledger.elapsed().as_secs_f64()
+            );
+            print_cubes(&served.cubes);
+            println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(
+                if served
+                    .cubes
+                    .iter()
+                    .any(|c| matches!(c.outcome, Outcome::Failed(_)))
+                {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Ledger { warehouse } => {
             let started = Instant::now();
             let (_, _, ledger) =
@@ -232,8 +285,10 @@ fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
 
 async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
     let started = Instant::now();
-    let (ctx, catalog, ledger) =
-        amoeba_engine::open_with_ledger(Warehouse::open(warehouse)?, LedgerMode::Publish).await?;
+    let served =
+        amoeba_engine::open_published(Warehouse::open(warehouse)?, RefreshOptions::default())
+            .await?;
+    let (ctx, catalog, ledger) = (served.ctx, served.catalog, served.ledger);
     println!(
         "warehouse {warehouse}: {} files served, {} rejected ({:.1}s){}",
         catalog.files().len(),
@@ -261,6 +316,7 @@ async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
         ),
         None => println!("no model/model.toml: serving the unified views without a ledger"),
     }
+    print_cubes(&served.cubes);
     let (host, port) = amoeba_engine::parse_listen(listen)?;
     println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
     amoeba_engine::serve(Arc::new(ctx), listen).await?;
@@ -296,7 +352,16 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
                 ledger.num_rows(),
                 ledger.elapsed().as_secs_f64()
             );
-            Ok(report(ledger.checks()))
+            let mut checks = ledger.checks().to_vec();
+            checks.extend(
+                amoeba_engine::cube::check_published_warehouse(
+                    catalog.warehouse(),
+                    ledger.model(),
+                    &ctx,
+                )
+                .await?,
+            );
+            Ok(report(&checks))
         }
         None => {
             println!("no model/model.toml: no ledger checks");
@@ -305,6 +370,33 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+    }
+}
+
+/// A line per cube: what the refresh did.
+fn print_cubes(cubes: &[CubeStatus]) {
+    for c in cubes {
+        let served = c
+            .manifest
+            .as_ref()
+            .map_or("nothing served".to_string(), |m| {
+                format!(
+                    "{} ({} rows, {} months)",
+                    m.version,
+                    m.rows(),
+                    m.partitions.len()
+                )
+            });
+        match &c.outcome {
+            Outcome::Rebuilt(months) => println!(
+                "cube {}: rebuilt {} month(s) in {:.1}s → {served}",
+                c.cube,
+                months.len(),
+                c.refresh_ms as f64 / 1000.0
+            ),
+            Outcome::Fresh => println!("cube {}: unchanged → {served}", c.cube),
+            Outcome::Failed(e) => println!("cube {}: FAILED ({e}); serving {served}", c.cube),
         }
     }
 }

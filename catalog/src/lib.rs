@@ -22,6 +22,7 @@
 //! served. A bad *mapping* is an error, naming the mapping file, line and key.
 
 mod catalog;
+pub mod cube;
 pub mod discovery;
 mod error;
 pub mod mapping;
@@ -31,6 +32,7 @@ pub mod unified;
 mod warehouse;
 
 pub use catalog::{Catalog, MAPPINGS_DIR, RAW_SCHEMA};
+pub use cube::{CubeDef, Dimension};
 pub use discovery::{Rejection, SourceFile};
 pub use error::{CatalogError, Result};
 pub use mapping::Mapping;

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::cube::{CubeDef, LEDGER_ACCOUNTS, RawCube};
 use crate::error::{CatalogError, Result};
 
 /// Where a warehouse keeps its model.
@@ -62,6 +63,8 @@ pub struct Model {
     pub step_down: Vec<StepDown>,
     /// Internal settlement rules.
     pub settlements: Vec<Settlement>,
+    /// Cubes to materialize.
+    pub cubes: Vec<CubeDef>,
 }
 
 /// FIFO layers or a moving weighted average, per SKU and warehouse.
@@ -300,6 +303,35 @@ impl Model {
         ids
     }
 
+    /// Every ledger account of this model, in P&L order: the fixed accounts of spec/pnl.md,
+    /// then the `allocated_*` accounts of its pools and step-downs, and `allocated_other`.
+    pub fn accounts(&self) -> Vec<String> {
+        let mut allocated: Vec<String> = self
+            .pools
+            .iter()
+            .map(|p| p.account.clone())
+            .filter(|a| a.starts_with("allocated_"))
+            .chain(
+                self.step_down
+                    .iter()
+                    .map(|s| format!("allocated_{}", s.unit.to_lowercase())),
+            )
+            .chain(["allocated_other".to_string()])
+            .collect();
+        allocated.sort();
+        allocated.dedup();
+        LEDGER_ACCOUNTS
+            .iter()
+            .map(|a| a.to_string())
+            .chain(allocated)
+            .collect()
+    }
+
+    /// A cube by name.
+    pub fn cube(&self, name: &str) -> Option<&CubeDef> {
+        self.cubes.iter().find(|c| c.name == name)
+    }
+
     /// The unit and its descendants.
     pub fn subtree(&self, id: &str) -> Vec<String> {
         let mut out = vec![id.to_string()];
@@ -337,6 +369,8 @@ struct RawModel {
     step_down: Vec<Spanned<RawStepDown>>,
     #[serde(default)]
     settlements: Vec<Spanned<RawSettlement>>,
+    #[serde(default)]
+    cubes: Vec<Spanned<RawCube>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -634,7 +668,7 @@ impl Validator<'_> {
             });
         }
 
-        Ok(Model {
+        let mut model = Model {
             file: self.file.to_string(),
             costing: raw.costing.map_or(CostingMethod::Fifo, |c| c.method),
             units,
@@ -644,7 +678,24 @@ impl Validator<'_> {
             pools,
             step_down,
             settlements,
-        })
+            cubes: Vec::new(),
+        };
+        let accounts = model.accounts();
+        for (i, c) in raw.cubes.iter().enumerate() {
+            let span = c.span();
+            let key = format!("cubes[{i}]");
+            let cube = crate::cube::validate(c.get_ref(), &accounts, self.line(&span))
+                .map_err(|(k, reason)| self.err(span.clone(), &format!("{key}.{k}"), reason))?;
+            if model.cubes.iter().any(|d| d.name == cube.name) {
+                return Err(self.err(
+                    span,
+                    &format!("{key}.name"),
+                    format!("cube '{}' is declared twice", cube.name),
+                ));
+            }
+            model.cubes.push(cube);
+        }
+        Ok(model)
     }
 
     fn units(&self, raw: &[Spanned<RawUnit>]) -> Result<Vec<Unit>> {
@@ -997,6 +1048,118 @@ from = "2025-01"
             .expect_err("type")
             .to_string();
         assert!(e.starts_with("model model.toml:1"), "{e}");
+    }
+
+    const CUBE: &str = r#"
+[[cubes]]
+name = "by_unit"
+dimensions = ["unit_id", "month", "parent_unit_id"]
+measures = ["layers", "units_sold"]
+kpis = ["roi"]
+grouping_sets = [["parent_unit_id"], ["unit_id", "parent_unit_id"], []]
+"#;
+
+    fn cube_error(replace: &str, with: &str) -> String {
+        let text = format!("{SMALL}{}", CUBE.replace(replace, with));
+        Model::parse("model.toml", &text)
+            .expect_err(with)
+            .to_string()
+    }
+
+    #[test]
+    fn cubes_are_declared_with_month_measures_kpis_and_sets() {
+        let m = Model::parse("model.toml", &format!("{SMALL}{CUBE}")).expect("parses");
+        let c = m.cube("by_unit").expect("cube");
+        use crate::cube::Dimension::*;
+        assert_eq!(c.dimensions, vec![Month, UnitId, ParentUnitId]);
+        // The finest set first; month in every set.
+        assert_eq!(
+            c.grouping_sets,
+            vec![
+                vec![Month, UnitId, ParentUnitId],
+                vec![Month, ParentUnitId],
+                vec![Month]
+            ]
+        );
+        let names: Vec<&str> = c.measures.iter().map(|m| m.name.as_str()).collect();
+        // roi's parts are stored with the declared measures.
+        assert_eq!(
+            names,
+            [
+                "net_sales",
+                "gross_profit",
+                "cm2",
+                "cm3",
+                "net_profit",
+                "units_sold",
+                "advertising"
+            ]
+        );
+        assert_eq!(c.retention, std::time::Duration::from_secs(3600));
+        assert!(m.accounts().contains(&"allocated_other".to_string()));
+    }
+
+    #[test]
+    fn bad_cubes_are_errors_naming_the_key() {
+        let e = cube_error("\"unit_id\", \"month\"", "\"unit_id\"");
+        assert!(
+            e.contains("cubes[0].dimensions") && e.contains("month"),
+            "{e}"
+        );
+        assert!(e.contains("model.toml:"), "{e}");
+        let e = cube_error("\"parent_unit_id\"]\nmeasures", "\"shop\"]\nmeasures");
+        assert!(
+            e.contains("unknown dimension 'shop'") && e.contains("shop_id"),
+            "{e}"
+        );
+        let e = cube_error("kpis = [\"roi\"]", "kpis = [\"roe\"]");
+        assert!(
+            e.contains("cubes[0].kpis") && e.contains("unknown KPI 'roe'"),
+            "{e}"
+        );
+        let e = cube_error("\"units_sold\"]", "\"profit\"]");
+        assert!(
+            e.contains("cubes[0].measures") && e.contains("unknown measure 'profit'"),
+            "{e}"
+        );
+        let e = cube_error(
+            "[\"parent_unit_id\"], [\"unit_id\"",
+            "[\"sku\"], [\"unit_id\"",
+        );
+        assert!(
+            e.contains("cubes[0].grouping_sets[0]") && e.contains("'sku'"),
+            "{e}"
+        );
+        // hours are kept per unit and month: fine here, refused with a SKU dimension (below).
+        let with_hours = CUBE.replace("\"units_sold\"]", "\"hours\"]");
+        assert!(Model::parse("model.toml", &format!("{SMALL}{with_hours}")).is_ok());
+        let e = cube_error("kpis = [\"roi\"]", "labour_accounts = [\"wages\"]");
+        assert!(
+            e.contains("cubes[0].labour_accounts") && e.contains("'wages'"),
+            "{e}"
+        );
+        let text = format!(
+            "{SMALL}{}",
+            CUBE.replace("\"units_sold\"]", "\"hours\"]").replace(
+                "\"parent_unit_id\"]\nmeasures",
+                "\"parent_unit_id\", \"sku\"]\nmeasures"
+            )
+        );
+        let e = Model::parse("model.toml", &text)
+            .expect_err("hours by sku")
+            .to_string();
+        assert!(
+            e.contains("hours are per unit and month") && e.contains("'sku'"),
+            "{e}"
+        );
+        let text = format!("{SMALL}{CUBE}{CUBE}");
+        let e = Model::parse("model.toml", &text)
+            .expect_err("twice")
+            .to_string();
+        assert!(
+            e.contains("cubes[1].name") && e.contains("declared twice"),
+            "{e}"
+        );
     }
 
     #[test]

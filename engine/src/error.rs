@@ -49,6 +49,15 @@ pub enum EngineError {
         reason: String,
     },
 
+    /// A cube could not be refreshed or read.
+    #[error("cube {cube}: {reason}")]
+    Cube {
+        /// The cube's name.
+        cube: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Writing to or reading from the warehouse failed.
     #[error("object store error at {location}: {source}")]
     Store {

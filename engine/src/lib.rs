@@ -6,10 +6,13 @@
 //! warehouse ──► amoeba_catalog::Catalog ──► SessionContext (+ pg_catalog) ──► pgwire server
 //! ```
 //!
-//! The ledger, cubes and routing (later issues) plug into the same session.
+//! The ledger (`ledger`) and the cubes (`cube`) plug into the same session.
 
+pub mod cube;
 mod error;
+mod fingerprint;
 pub mod ledger;
+mod objects;
 mod pg_functions;
 mod server;
 mod session;
@@ -17,4 +20,6 @@ mod session;
 pub use error::{EngineError, Result};
 pub use ledger::Ledger;
 pub use server::{parse_listen, serve};
-pub use session::{CATALOG_NAME, LedgerMode, new_session, open_session, open_with_ledger};
+pub use session::{
+    CATALOG_NAME, LedgerMode, Served, new_session, open_published, open_session, open_with_ledger,
+};

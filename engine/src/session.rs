@@ -6,24 +6,39 @@ use std::sync::Arc;
 
 use amoeba_catalog::{Catalog, Warehouse};
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::Analyzer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
+use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
 use crate::error::Result;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerManifest};
 use crate::pg_functions;
 
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
 
-/// A new session configured for Amoeba, with Amoeba's functions (no tables yet).
+/// A new session configured for Amoeba, with Amoeba's functions, settings (`amoeba.*`) and
+/// cube router (no tables, no routes yet).
 pub fn new_session() -> Result<SessionContext> {
+    let routes = Arc::new(CubeRoutes::default());
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG_NAME, "public")
-        .with_create_default_catalog_and_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+        .with_create_default_catalog_and_schema(true)
+        .with_option_extension(AmoebaOptions::default())
+        .with_extension(Arc::clone(&routes));
+    // The router runs first: it needs `TableScan: pnl` before type coercion rewrites it.
+    let mut rules = Analyzer::new().rules;
+    rules.insert(0, Arc::new(CubeRouter::new(routes)));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     // Amoeba's functions (KPIs, allocation, costing) and the `amoeba_functions` table.
     amoeba_udfs::register_all(&ctx).map_err(DataFusionError::from)?;
     Ok(ctx)
@@ -74,4 +89,81 @@ pub async fn open_with_ledger(
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
     pg_functions::register(&ctx).await?;
     Ok((ctx, catalog, ledger))
+}
+
+/// A warehouse opened for serving: the ledger built and published, the cubes refreshed.
+pub struct Served {
+    /// The serving session: views, `pnl_ledger` (from the published files), `pnl`, the
+    /// cubes (`cubes.<name>`), `amoeba_cubes`, the checks and the PostgreSQL catalog.
+    pub ctx: SessionContext,
+    /// The catalog snapshot.
+    pub catalog: Catalog,
+    /// The ledger, when the warehouse has a model.
+    pub ledger: Option<Ledger>,
+    /// The published ledger version.
+    pub ledger_manifest: Option<LedgerManifest>,
+    /// What the cube refresh did.
+    pub cubes: Vec<CubeStatus>,
+}
+
+/// Opens `warehouse`, builds and publishes its ledger, refreshes its cubes (`options`) and
+/// returns a session serving all of it.
+pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Result<Served> {
+    let catalog = Catalog::open(warehouse).await?;
+    let ctx = new_session()?;
+    catalog.register(&ctx).await?;
+    let mut served = Served {
+        ctx,
+        ledger: None,
+        ledger_manifest: None,
+        cubes: Vec::new(),
+        catalog,
+    };
+    if let Some(model) = served.catalog.model().cloned() {
+        let ledger = Ledger::build(&served.catalog).await?;
+        let manifest = ledger
+            .publish(served.catalog.warehouse(), &served.ctx)
+            .await?;
+        let options = RefreshOptions {
+            inputs_newest_ms: options
+                .inputs_newest_ms
+                .or_else(|| newest_input_ms(&served.catalog)),
+            ..options
+        };
+        let warehouse = served.catalog.warehouse();
+        served.cubes = cube::refresh(&served.ctx, warehouse, &model, &manifest, &options).await?;
+        cube::register(&served.ctx, warehouse, &model, Some(&manifest)).await?;
+        // The status of every cube, refreshed this time or not.
+        let mut statuses = served.cubes.clone();
+        for def in &model.cubes {
+            if !statuses.iter().any(|s| s.cube == def.name) {
+                statuses.push(CubeStatus {
+                    cube: def.name.clone(),
+                    manifest: cube::current_manifest(warehouse, &def.name).await?,
+                    outcome: cube::Outcome::Fresh,
+                    refresh_ms: 0,
+                    recovered: Vec::new(),
+                    expired: Vec::new(),
+                    checks: Vec::new(),
+                    inputs_newest_ms: options.inputs_newest_ms,
+                });
+            }
+        }
+        cube::register_status(&served.ctx, &statuses)?;
+        served.ledger = Some(ledger);
+        served.ledger_manifest = Some(manifest);
+    }
+    setup_pg_catalog(&served.ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
+    pg_functions::register(&served.ctx).await?;
+    Ok(served)
+}
+
+/// When the newest served input file landed (Unix ms).
+fn newest_input_ms(catalog: &Catalog) -> Option<u64> {
+    catalog
+        .files()
+        .iter()
+        .map(|f| f.meta.last_modified.timestamp_millis())
+        .max()
+        .and_then(|ms| u64::try_from(ms).ok())
 }

@@ -27,8 +27,9 @@ pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("warehouses")
         .join(&name);
-    // Bump the marker when the generator writes something new (v2: model/model.toml).
-    let done = dir.join(".generated-v2");
+    // Bump the marker when the generator writes something new (v2: model/model.toml, v3: its
+    // cubes).
+    let done = dir.join(".generated-v3");
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         amoeba_data::generate(&amoeba_data::GenOptions {

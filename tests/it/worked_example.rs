@@ -291,3 +291,64 @@ async fn every_ledger_line_has_its_source_date_and_sign() {
         "0.00"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sku_chain_is_served_from_a_cube() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    amoeba_data::fixture::worked_example(dir.path()).expect("write the worked example");
+    let warehouse = Warehouse::open(&dir.path().to_string_lossy()).expect("open warehouse");
+    let served = amoeba_engine::open_published(warehouse, Default::default())
+        .await
+        .expect("refresh");
+    let ctx = &served.ctx;
+    let chain = |set: &str| {
+        format!(
+            "SELECT sku, CAST(gross_sales AS VARCHAR), CAST(refund AS VARCHAR), CAST(net_sales AS VARCHAR), \
+                    CAST(gross_profit AS VARCHAR), CAST(cm2 AS VARCHAR), CAST(cm3 AS VARCHAR), \
+                    CAST(net_profit AS VARCHAR), units_sold, CAST(round(gross_margin, 4) AS VARCHAR), \
+                    CAST(round(net_margin, 4) AS VARCHAR), CAST(round(refund_rate, 4) AS VARCHAR), \
+                    CAST(round(roas, 1) AS VARCHAR) \
+             FROM cubes.sku_monthly WHERE _set = '{set}' AND unit_id = 'P1' AND month = '2025-03' \
+             ORDER BY sku NULLS LAST"
+        )
+    };
+    // The unit: the whole chain of docs/model.md, net margin 2.69 %.
+    assert_eq!(
+        rows(ctx, &chain("month,unit_id")).await,
+        vec![vec![
+            "NULL", "60000.00", "-7200.00", "52800.00", "15840.00", "7920.00", "5920.00",
+            "1420.00", "1000", "0.3", "0.0269", "0.12", "26.4"
+        ]]
+    );
+    // By SKU: the SKU's own P&L, and the unit's costs that carry no SKU (packaging material,
+    // the customer-service pool, the warehouse's settlement) on a row of their own.
+    assert_eq!(
+        rows(ctx, &chain("month,sku,unit_id")).await,
+        vec![
+            vec![
+                "DEMO-1", "60000.00", "-7200.00", "52800.00", "15840.00", "8720.00", "6720.00",
+                "6720.00", "1000", "0.3", "0.1273", "0.12", "26.4"
+            ],
+            vec![
+                "NULL", "0.00", "0.00", "0.00", "0.00", "-800.00", "-800.00", "-5300.00", "0",
+                "NULL", "NULL", "NULL", "NULL"
+            ],
+        ]
+    );
+    assert_eq!(
+        scalar(
+            ctx,
+            "SELECT status FROM amoeba_cubes WHERE cube = 'sku_monthly'"
+        )
+        .await,
+        "rebuilt"
+    );
+    let checks = &served.cubes[0].checks;
+    assert!(
+        !checks.is_empty()
+            && checks
+                .iter()
+                .all(|c| c.status == amoeba_engine::ledger::Status::Ok),
+        "{checks:?}"
+    );
+}

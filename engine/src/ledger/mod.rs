@@ -54,7 +54,10 @@ use datafusion::prelude::SessionContext;
 use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
-pub use store::{LEDGER_DIR, LEDGER_TABLE, PNL_VIEW, current_version};
+pub(crate) use store::register_published;
+pub use store::{
+    LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
+};
 
 use allocation::{Drivers, Expense, MonthRow};
 
@@ -226,11 +229,15 @@ impl Ledger {
     /// Writes the ledger as Parquet into the warehouse (a new version, partitioned by month,
     /// published atomically) and registers it, the `pnl` view, the units and `amoeba_checks`
     /// in `ctx` from there.
-    pub async fn publish(&self, warehouse: &Warehouse, ctx: &SessionContext) -> Result<String> {
-        let version = store::publish(self, warehouse).await?;
-        store::register_published(ctx, warehouse, &version).await?;
+    pub async fn publish(
+        &self,
+        warehouse: &Warehouse,
+        ctx: &SessionContext,
+    ) -> Result<LedgerManifest> {
+        let manifest = store::publish(self, warehouse).await?;
+        store::register_published(ctx, warehouse, &manifest.version).await?;
         self.register_views(ctx).await?;
-        Ok(version)
+        Ok(manifest)
     }
 
     async fn register_views(&self, ctx: &SessionContext) -> Result<()> {
@@ -248,7 +255,17 @@ impl Ledger {
                 vec![vec![checks::to_batch(&self.checks)?]],
             )?),
         )?;
+        // `pnl` as a view the cube router can see (DataFusion inlines ordinary views).
         ctx.sql(&store::pnl_view_sql(&self.model)).await?;
+        let provider = ctx.table_provider(PNL_VIEW).await?;
+        if let Some(view) = provider.downcast_ref::<datafusion::datasource::ViewTable>() {
+            let view = datafusion::datasource::ViewTable::new(
+                view.logical_plan().clone(),
+                view.definition().cloned(),
+            );
+            ctx.deregister_table(PNL_VIEW)?;
+            ctx.register_table(PNL_VIEW, Arc::new(crate::cube::PnlView::new(view)))?;
+        }
         Ok(())
     }
 }
@@ -293,7 +310,7 @@ fn units_schema() -> SchemaRef {
     ]))
 }
 
-fn units_batch(model: &Model) -> Result<RecordBatch> {
+pub(crate) fn units_batch(model: &Model) -> Result<RecordBatch> {
     let u = &model.units;
     Ok(RecordBatch::try_new(
         units_schema(),

@@ -1,0 +1,738 @@
+//! P&L cubes: declared in the model, materialized as Parquet, refreshed month by month.
+//!
+//! ```text
+//!  ledger/_current ─► LedgerManifest: month → fingerprint of its rows
+//!        │
+//!        │  refresh(cube):  recover (delete unpublished builds)
+//!        │                  compare each month's inputs (ledger [+ hours]) and the definition
+//!        │                  with the current cube manifest ─► the months to rebuild
+//!        ▼
+//!  plan::leaf_sql (those months) ─► plan::sets_sql ─► one Parquet file per month
+//!        │  check::check on the new files (totals = ledger, rollups = Σ children)
+//!        ▼
+//!  store::publish: manifest (rebuilt months → new files, others → their old files), `_current`
+//!        │  store::apply_retention: replaced versions past the retention window are removed
+//!        ▼
+//!  register: `cubes.<name>` = the manifest's files + KPI columns     `amoeba_cubes` = status
+//! ```
+//!
+//! A cube version never mixes states: it is published only when every month it names is
+//! written and checked; the previous version stays served if anything fails (the error is in
+//! `amoeba_cubes.last_error`). Unchanged months are not rewritten, so adding a day of exports
+//! rewrites the months the ledger changed in, nothing else.
+
+mod check;
+mod plan;
+mod route;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use amoeba_catalog::Warehouse;
+use amoeba_catalog::cube::{CubeDef, DimensionSource};
+use amoeba_catalog::model::Model;
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use datafusion::arrow::compute::kernels::cmp::eq;
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{EngineError, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::ledger::{CheckRow, LedgerManifest, Status};
+use crate::objects::{self, next_version, now_ms};
+use crate::session::CATALOG_NAME;
+
+pub use plan::SET_COLUMN;
+pub(crate) use route::PnlView;
+pub use route::{AmoebaOptions, CubeRouter, CubeRoutes};
+pub use store::{CUBES_DIR, CubeManifest, Partition, current_manifest};
+
+/// The SQL schema cubes are registered in: `cubes.<name>`.
+pub const CUBES_SCHEMA: &str = "cubes";
+/// The status table.
+pub const CUBES_TABLE: &str = "amoeba_cubes";
+
+/// What a refresh does.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Only this cube (all when `None`).
+    pub only: Option<String>,
+    /// Rebuild every month, changed or not.
+    pub full: bool,
+    /// When the newest input file landed (Unix ms), for the staleness column.
+    pub inputs_newest_ms: Option<u64>,
+}
+
+/// What a refresh did to a cube.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new version was published, rebuilding these months.
+    Rebuilt(Vec<String>),
+    /// Nothing changed: the current version stays.
+    Fresh,
+    /// The refresh failed; the previous version (if any) stays served.
+    Failed(String),
+}
+
+/// A cube's state after a refresh: one row of `amoeba_cubes`.
+#[derive(Debug, Clone)]
+pub struct CubeStatus {
+    /// The cube.
+    pub cube: String,
+    /// The served version's manifest, if one is published.
+    pub manifest: Option<CubeManifest>,
+    /// What the last refresh did.
+    pub outcome: Outcome,
+    /// How long the last refresh took (ms).
+    pub refresh_ms: u64,
+    /// Unpublished builds removed before it started.
+    pub recovered: Vec<String>,
+    /// Versions removed by retention after it.
+    pub expired: Vec<String>,
+    /// The checks of the rebuilt months.
+    pub checks: Vec<CheckRow>,
+    /// When the newest input landed (Unix ms).
+    pub inputs_newest_ms: Option<u64>,
+}
+
+impl CubeStatus {
+    /// `rebuilt`, `fresh`, `failed` or `empty` (never built).
+    pub fn status(&self) -> &'static str {
+        match (&self.outcome, &self.manifest) {
+            (Outcome::Failed(_), _) => "failed",
+            (_, None) => "empty",
+            (Outcome::Rebuilt(_), _) => "rebuilt",
+            (Outcome::Fresh, _) => "fresh",
+        }
+    }
+}
+
+/// Dimension tables, read once per refresh from the serving session.
+struct Inputs {
+    skus: Option<RecordBatch>,
+    hours: Option<RecordBatch>,
+    units: RecordBatch,
+}
+
+/// Refreshes the model's cubes (or `options.only`) from the published ledger `ledger`.
+/// `ctx` serves the warehouse (the `skus` and `hours` views are read from it). One cube's
+/// failure does not stop the others: it is reported in its status.
+pub async fn refresh(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    model: &Model,
+    ledger: &LedgerManifest,
+    options: &RefreshOptions,
+) -> Result<Vec<CubeStatus>> {
+    if let Some(only) = &options.only
+        && model.cube(only).is_none()
+    {
+        let known: Vec<&str> = model.cubes.iter().map(|c| c.name.as_str()).collect();
+        return Err(EngineError::Cube {
+            cube: only.clone(),
+            reason: format!("no such cube in the model (cubes: {})", known.join(", ")),
+        });
+    }
+    let cubes: Vec<&CubeDef> = model
+        .cubes
+        .iter()
+        .filter(|c| options.only.as_ref().is_none_or(|o| *o == c.name))
+        .collect();
+    let needs = |s: DimensionSource| cubes.iter().any(|c| c.uses(s));
+    let inputs = Inputs {
+        skus: if needs(DimensionSource::SkuMaster) {
+            Some(
+                collect_one(
+                    ctx,
+                    "SELECT sku, brand, category, spu FROM skus ORDER BY sku",
+                )
+                .await?,
+            )
+        } else {
+            None
+        },
+        hours: if cubes.iter().any(|c| c.has_measure("hours")) {
+            Some(
+                collect_one(
+                    ctx,
+                    "SELECT month, unit_id, CAST(hours AS DECIMAL(38,2)) AS hours FROM hours ORDER BY month, unit_id",
+                )
+                .await?,
+            )
+        } else {
+            None
+        },
+        units: crate::ledger::units_batch(model)?,
+    };
+    let mut out = Vec::new();
+    for def in cubes {
+        let started = Instant::now();
+        let recovered = store::recover(warehouse, &def.name).await?;
+        let result = refresh_one(warehouse, def, ledger, &inputs, options.full).await;
+        let (outcome, checks) = match result {
+            Ok(r) => r,
+            Err(e) => (Outcome::Failed(e.to_string()), Vec::new()),
+        };
+        if let Outcome::Failed(reason) = &outcome {
+            log::error!("cube {}: refresh failed: {reason}", def.name);
+        }
+        let expired = store::apply_retention(warehouse, &def.name, def.retention).await?;
+        let manifest = current_manifest(warehouse, &def.name).await.unwrap_or(None);
+        let status = CubeStatus {
+            cube: def.name.clone(),
+            manifest,
+            outcome,
+            refresh_ms: elapsed_ms(started),
+            recovered,
+            expired,
+            checks,
+            inputs_newest_ms: options.inputs_newest_ms,
+        };
+        log::info!(
+            "cube {}: {} in {} ms",
+            def.name,
+            status.status(),
+            status.refresh_ms
+        );
+        out.push(status);
+    }
+    Ok(out)
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn collect_one(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
+    let df = ctx.sql(sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema, &batches,
+    )?)
+}
+
+/// The fingerprint of what, besides the ledger, decides every month of `def`: the definition
+/// itself and the dimension tables it joins.
+fn definition_fingerprint(def: &CubeDef, inputs: &Inputs) -> Result<String> {
+    let mut text = format!(
+        "{:?}",
+        CubeDef {
+            line: 0,
+            ..def.clone()
+        }
+    );
+    let mut add = |name: &str, batch: &RecordBatch| -> Result<()> {
+        let fp = fingerprint::by_key(std::slice::from_ref(&with_key(batch)?), "_")?;
+        let total = fp.values().fold(Fingerprint::default(), |mut a, f| {
+            a.add(*f);
+            a
+        });
+        text.push_str(&format!("|{name}:{}", total.encode()));
+        Ok(())
+    };
+    if def.uses(DimensionSource::SkuMaster)
+        && let Some(skus) = &inputs.skus
+    {
+        add("skus", skus)?;
+    }
+    if def.uses(DimensionSource::UnitTree) {
+        add("units", &inputs.units)?;
+    }
+    Ok(fingerprint::of_text(&text))
+}
+
+/// `batch` with a constant key column `_` (to fingerprint it as a whole).
+fn with_key(batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("_", DataType::Utf8, false));
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    cols.push(Arc::new(StringArray::from(vec![""; batch.num_rows()])));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Month → the fingerprint of the inputs of that month of `def`.
+fn month_inputs(
+    def: &CubeDef,
+    ledger: &LedgerManifest,
+    inputs: &Inputs,
+) -> Result<BTreeMap<String, String>> {
+    let mut months: BTreeMap<String, String> = ledger.months.clone();
+    if def.has_measure("hours")
+        && let Some(hours) = &inputs.hours
+    {
+        for (month, f) in fingerprint::by_key(std::slice::from_ref(hours), "month")? {
+            let entry = months.entry(month).or_default();
+            entry.push_str(&format!("+hours:{}", f.encode()));
+        }
+    }
+    Ok(months)
+}
+
+async fn refresh_one(
+    warehouse: &Warehouse,
+    def: &CubeDef,
+    ledger: &LedgerManifest,
+    inputs: &Inputs,
+    full: bool,
+) -> Result<(Outcome, Vec<CheckRow>)> {
+    let started = Instant::now();
+    let current = match current_manifest(warehouse, &def.name).await {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!(
+                "cube {}: current manifest unreadable ({e}): full rebuild",
+                def.name
+            );
+            None
+        }
+    };
+    let definition = definition_fingerprint(def, inputs)?;
+    let wanted = month_inputs(def, ledger, inputs)?;
+    let previous: BTreeMap<String, String> = match &current {
+        Some(m) if m.definition == definition && !full => store::inputs(m),
+        _ => BTreeMap::new(),
+    };
+    let rebuild: Vec<String> = wanted
+        .iter()
+        .filter(|(m, input)| previous.get(*m) != Some(*input))
+        .map(|(m, _)| m.clone())
+        .collect();
+    let dropped = previous.keys().any(|m| !wanted.contains_key(m));
+    if rebuild.is_empty() && !dropped && current.is_some() {
+        return Ok((Outcome::Fresh, Vec::new()));
+    }
+
+    // Build the rebuilt months in a private session.
+    let version = next_version(current.as_ref().map(|m| m.version.as_str()));
+    let ctx = SessionContext::new();
+    amoeba_udfs::register_all(&ctx).map_err(datafusion::error::DataFusionError::from)?;
+    crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?;
+    register_batch(&ctx, plan::UNITS_TABLE, &inputs.units)?;
+    if let Some(skus) = &inputs.skus {
+        register_batch(&ctx, plan::SKUS_TABLE, skus)?;
+    }
+    if let Some(hours) = &inputs.hours {
+        register_batch(&ctx, plan::HOURS_TABLE, hours)?;
+    }
+    let schema = plan::schema(def);
+    let mut files: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    if !rebuild.is_empty() {
+        let leaf = ctx.sql(&plan::leaf_sql(def, &rebuild)).await?;
+        let leaf_schema: SchemaRef = Arc::new(leaf.schema().as_arrow().clone());
+        let leaf = leaf.collect().await?;
+        ctx.register_table(
+            plan::LEAF_TABLE,
+            Arc::new(MemTable::try_new(leaf_schema, vec![leaf])?),
+        )?;
+        let rows: Vec<RecordBatch> = ctx
+            .sql(&plan::sets_sql(def))
+            .await?
+            .collect()
+            .await?
+            .iter()
+            .map(|b| conform(b, &schema))
+            .collect::<Result<_>>()?;
+        for month in &rebuild {
+            let part = month_rows(&rows, month)?;
+            let n = part.iter().map(|b| b.num_rows() as u64).sum();
+            let bytes = to_parquet(&schema, &part)?;
+            let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
+            files.insert(month.clone(), (file, n));
+        }
+    }
+    let old: BTreeMap<String, Partition> = current
+        .iter()
+        .flat_map(|m| m.partitions.iter().cloned())
+        .map(|p| (p.month.clone(), p))
+        .collect();
+    let partitions: Vec<Partition> = wanted
+        .iter()
+        .map(|(month, input)| match files.get(month) {
+            Some((file, rows)) => Partition {
+                month: month.clone(),
+                file: file.clone(),
+                rows: *rows,
+                input: input.clone(),
+            },
+            None => old.get(month).cloned().unwrap_or(Partition {
+                month: month.clone(),
+                file: String::new(),
+                rows: 0,
+                input: input.clone(),
+            }),
+        })
+        .collect();
+    let manifest = CubeManifest {
+        cube: def.name.clone(),
+        version: version.clone(),
+        definition,
+        ledger_version: ledger.version.clone(),
+        built_at_ms: now_ms(),
+        build_ms: 0,
+        rebuilt: rebuild.clone(),
+        partitions,
+    };
+
+    // Check the new version before anyone can read it.
+    let table = "cube_candidate";
+    ctx.register_table(table, listing_table(&ctx, warehouse, def, &manifest)?)?;
+    let checks = check::check(&ctx, def, table, Some(&rebuild)).await?;
+    if let Some(bad) = checks.iter().find(|c| c.status == Status::Fail) {
+        return Err(EngineError::Cube {
+            cube: def.name.clone(),
+            reason: format!(
+                "check {} failed for {}: {} — version {version} not published",
+                bad.check, bad.scope, bad.detail
+            ),
+        });
+    }
+    let manifest = CubeManifest {
+        build_ms: elapsed_ms(started),
+        ..manifest
+    };
+    store::publish(warehouse, &manifest).await?;
+    Ok((Outcome::Rebuilt(rebuild), checks))
+}
+
+fn register_batch(ctx: &SessionContext, name: &str, batch: &RecordBatch) -> Result<()> {
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch.clone()]],
+        )?),
+    )?;
+    Ok(())
+}
+
+/// `batch` cast to the stored schema (the plans may produce `Utf8View` strings).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let cols = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
+}
+
+/// The rows of `month`.
+fn month_rows(rows: &[RecordBatch], month: &str) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for b in rows {
+        let col = b.column(b.schema().index_of("month")?);
+        let mask = eq(col, &StringArray::new_scalar(month))?;
+        let part = filter_record_batch(b, &mask)?;
+        if part.num_rows() > 0 {
+            out.push(part);
+        }
+    }
+    Ok(out)
+}
+
+fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let parquet = |e: datafusion::parquet::errors::ParquetError| {
+        EngineError::from(datafusion::error::DataFusionError::from(e))
+    };
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props)).map_err(parquet)?;
+    for b in batches {
+        writer.write(b).map_err(parquet)?;
+    }
+    writer.into_inner().map_err(parquet)
+}
+
+/// The table of a manifest's files (an empty table for a cube without months).
+fn listing_table(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    def: &CubeDef,
+    manifest: &CubeManifest,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    warehouse.register(ctx);
+    let schema = plan::schema(def);
+    let urls = manifest
+        .partitions
+        .iter()
+        .filter(|p| !p.file.is_empty())
+        .map(|p| {
+            ListingTableUrl::parse(objects::file_url(
+                warehouse,
+                &store::cube_file(&def.name, &p.file),
+            ))
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    if urls.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Registers the published version of every cube of `model` as `cubes.<name>` (stored columns
+/// plus KPI columns) in `ctx`; returns the manifests found. The cubes built from `ledger`
+/// (the ledger `ctx` serves) become the session's routes: queries over `pnl` they can answer
+/// are answered from them.
+pub async fn register(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    model: &Model,
+    ledger: Option<&LedgerManifest>,
+) -> Result<Vec<(String, Option<CubeManifest>)>> {
+    let catalog = ctx
+        .catalog(CATALOG_NAME)
+        .ok_or_else(|| EngineError::setup(format!("no catalog {CATALOG_NAME}")))?;
+    if catalog.schema(CUBES_SCHEMA).is_none() {
+        catalog.register_schema(CUBES_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+    }
+    let mut out = Vec::new();
+    let mut routes = Vec::new();
+    for def in &model.cubes {
+        let manifest = current_manifest(warehouse, &def.name).await?;
+        let name = format!("{CUBES_SCHEMA}.{}", def.name);
+        if ctx.table_exist(name.as_str())? {
+            ctx.deregister_table(name.as_str())?;
+        }
+        if let Some(m) = &manifest {
+            let table = listing_table(ctx, warehouse, def, m)?;
+            if ledger.is_some_and(|l| built_from(m, l)) {
+                routes.push(route::Route {
+                    def: def.clone(),
+                    table: Arc::clone(&table),
+                    rows: m.rows(),
+                });
+            }
+            let df = ctx.read_table(table)?;
+            let mut exprs: Vec<String> = std::iter::once(SET_COLUMN.to_string())
+                .chain(def.dimensions.iter().map(|d| d.column().to_string()))
+                .chain(def.measures.iter().map(|m| m.name.clone()))
+                .collect();
+            exprs.extend(plan::kpi_exprs(def));
+            let refs: Vec<&str> = exprs.iter().map(String::as_str).collect();
+            let view = df.select_exprs(&refs)?.into_view();
+            ctx.register_table(name.as_str(), view)?;
+        }
+        out.push((def.name.clone(), manifest));
+    }
+    if let Some(r) = ctx.state().config().get_extension::<CubeRoutes>() {
+        r.set(routes);
+    }
+    Ok(out)
+}
+
+fn status_schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
+    Arc::new(Schema::new(vec![
+        Field::new("cube", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("version", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("months", DataType::Int64, true),
+        Field::new("rebuilt_months", DataType::Utf8, true),
+        Field::new("built_at", ts(), true),
+        Field::new("build_ms", DataType::Int64, true),
+        Field::new("ledger_version", DataType::Utf8, true),
+        Field::new("inputs_newest", ts(), true),
+        Field::new("staleness_s", DataType::Int64, true),
+        Field::new("last_error", DataType::Utf8, true),
+    ]))
+}
+
+/// Registers (or replaces) `amoeba_cubes` with `statuses`.
+pub fn register_status(ctx: &SessionContext, statuses: &[CubeStatus]) -> Result<()> {
+    let i64_of = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let now = now_ms();
+    fn m(s: &CubeStatus) -> Option<&CubeManifest> {
+        s.manifest.as_ref()
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            statuses.iter().map(|s| s.cube.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            statuses.iter().map(|s| s.status()),
+        )),
+        Arc::new(StringArray::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| m.version.clone()))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| i64_of(m.rows())))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| m.partitions.len() as i64))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| m.rebuilt.join(",")))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(TimestampMillisecondArray::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| i64_of(m.built_at_ms)))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| i64_of(m.build_ms)))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            statuses
+                .iter()
+                .map(|s| m(s).map(|m| m.ledger_version.clone()))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(TimestampMillisecondArray::from(
+            statuses
+                .iter()
+                .map(|s| s.inputs_newest_ms.map(i64_of))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            statuses
+                .iter()
+                .map(|s| {
+                    // How long inputs newer than the served version have been waiting.
+                    let newest = s.inputs_newest_ms?;
+                    let built = m(s).map_or(0, |m| m.built_at_ms);
+                    Some(if built >= newest {
+                        0
+                    } else {
+                        i64_of(now.saturating_sub(newest) / 1000)
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            statuses
+                .iter()
+                .map(|s| match &s.outcome {
+                    Outcome::Failed(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )),
+    ];
+    let batch = RecordBatch::try_new(status_schema(), cols)?;
+    if ctx.table_exist(CUBES_TABLE)? {
+        ctx.deregister_table(CUBES_TABLE)?;
+    }
+    ctx.register_table(
+        CUBES_TABLE,
+        Arc::new(MemTable::try_new(status_schema(), vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
+/// Whether `manifest` was built from ledger rows equal to `ledger`'s, month by month (a cube
+/// left unchanged by a refresh keeps naming the ledger version it was built from).
+pub fn built_from(manifest: &CubeManifest, ledger: &LedgerManifest) -> bool {
+    let ledger_part = |input: &str| input.split("+hours:").next().unwrap_or("").to_string();
+    let mine: BTreeMap<&str, String> = manifest
+        .partitions
+        .iter()
+        .map(|p| (p.month.as_str(), ledger_part(&p.input)))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    mine.len() == ledger.months.len()
+        && ledger
+            .months
+            .iter()
+            .all(|(m, f)| mine.get(m.as_str()) == Some(f))
+}
+
+/// Checks every published cube of `model` against the published ledger it was built from
+/// (`amoeba check`). `serving` is a session with the warehouse's views (for `hours`).
+pub async fn check_published_warehouse(
+    warehouse: &Warehouse,
+    model: &Model,
+    serving: &SessionContext,
+) -> Result<Vec<CheckRow>> {
+    let warn = |scope: &str, detail: String| CheckRow {
+        check: "cube_published".into(),
+        scope: scope.to_string(),
+        status: Status::Warn,
+        expected: None,
+        actual: None,
+        detail,
+    };
+    if model.cubes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(ledger) = crate::ledger::current_manifest(warehouse).await? else {
+        return Ok(vec![warn(
+            "cubes",
+            "no published ledger: run `amoeba refresh`".into(),
+        )]);
+    };
+    let ctx = crate::session::new_session()?;
+    crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?;
+    if model.cubes.iter().any(|c| c.has_measure("hours")) {
+        let hours = collect_one(
+            serving,
+            "SELECT month, unit_id, CAST(hours AS DECIMAL(38,2)) AS hours FROM hours",
+        )
+        .await?;
+        register_batch(&ctx, plan::HOURS_TABLE, &hours)?;
+    }
+    let mut out = Vec::new();
+    for (name, manifest) in register(&ctx, warehouse, model, None).await? {
+        let Some(def) = model.cube(&name) else {
+            continue;
+        };
+        match manifest {
+            None => out.push(warn(&name, "never refreshed: run `amoeba refresh`".into())),
+            Some(m) if !built_from(&m, &ledger) => out.push(warn(
+                &name,
+                format!(
+                    "built from ledger {}, whose months differ from the published ledger {}: run `amoeba refresh`",
+                    m.ledger_version, ledger.version
+                ),
+            )),
+            Some(_) => {
+                let table = format!("{CUBES_SCHEMA}.{name}");
+                out.extend(check::check(&ctx, def, &table, None).await?);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,315 @@
+//! Query routing: an aggregate over `pnl` that a cube can answer is answered from the cube.
+//!
+//! ```text
+//!  Aggregate [group: dims, aggr: SUM(measure)…]          Aggregate [the same expressions]
+//!    Filter [predicate on dims]*                 ──►       Filter [the same predicates]*
+//!      TableScan pnl   (the view, not inlined)               SubqueryAlias pnl
+//!                                                              Filter _set = '<grouping set>'
+//!                                                                TableScan cubes.<name>
+//! ```
+//!
+//! The rule ([`CubeRouter`], an analyzer rule that runs before type coercion) routes when
+//! every group and filter column is a dimension of one stored grouping set and every aggregate
+//! is a plain `SUM` of a stored measure: sums are additive, so summing the set's rows gives
+//! what summing the ledger gives. Anything else — `COUNT`, `AVG`, `DISTINCT`, a filter on a
+//! measure, `GROUPING SETS`, a column no cube keeps — runs on the ledger. The smallest set that
+//! answers wins. Only cubes built from the ledger being served are candidates, and
+//! `SET amoeba.cube_routing = false` turns routing off (for comparisons). `EXPLAIN` shows the
+//! cube: `TableScan: cubes.<name>`.
+//!
+//! `pnl` is registered as [`PnlView`], a view that DataFusion does not inline at planning, so
+//! that the rule sees `TableScan: pnl`; when nothing is routed it plans like any view.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use amoeba_catalog::Dimension;
+use amoeba_catalog::cube::CubeDef;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::tree_node::{Transformed, TransformedResult};
+use datafusion::common::{Column, TableReference, extensions_options};
+use datafusion::config::ConfigOptions;
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, TableProviderFilterPushDown,
+    TableType, cast, col, lit,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::plan::SET_COLUMN;
+use crate::ledger::PNL_VIEW;
+
+extensions_options! {
+    /// Amoeba's session settings (`SET amoeba.<name> = …`, `SHOW amoeba.<name>`).
+    pub struct AmoebaOptions {
+        /// Answer aggregates over `pnl` from a cube when one can (off: always from the ledger).
+        pub cube_routing: bool, default = true
+    }
+}
+
+impl ConfigExtension for AmoebaOptions {
+    const PREFIX: &'static str = "amoeba";
+}
+
+/// A cube the router may use: its definition and its stored table (the current version).
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) def: CubeDef,
+    pub(crate) table: Arc<dyn TableProvider>,
+    pub(crate) rows: u64,
+}
+
+/// The cubes a session routes to; replaced after each refresh.
+#[derive(Debug, Default)]
+pub struct CubeRoutes {
+    routes: RwLock<Vec<Route>>,
+}
+
+impl CubeRoutes {
+    pub(crate) fn set(&self, routes: Vec<Route>) {
+        if let Ok(mut r) = self.routes.write() {
+            *r = routes;
+        }
+    }
+
+    fn get(&self) -> Vec<Route> {
+        self.routes.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The names of the cubes routed to.
+    pub fn names(&self) -> Vec<String> {
+        self.get().into_iter().map(|r| r.def.name).collect()
+    }
+}
+
+/// The analyzer rule.
+#[derive(Debug)]
+pub struct CubeRouter {
+    routes: Arc<CubeRoutes>,
+}
+
+impl CubeRouter {
+    /// A router over `routes`.
+    pub fn new(routes: Arc<CubeRoutes>) -> Self {
+        CubeRouter { routes }
+    }
+}
+
+/// The `pnl` columns a cube dimension can stand for.
+const PNL_DIMENSIONS: [Dimension; 7] = [
+    Dimension::Date,
+    Dimension::Month,
+    Dimension::Platform,
+    Dimension::ShopId,
+    Dimension::Sku,
+    Dimension::Campaign,
+    Dimension::UnitId,
+];
+
+impl AnalyzerRule for CubeRouter {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let enabled = config
+            .extensions
+            .get::<AmoebaOptions>()
+            .is_none_or(|o| o.cube_routing);
+        if !enabled {
+            return Ok(plan);
+        }
+        let routes = self.routes.get();
+        if routes.is_empty() {
+            return Ok(plan);
+        }
+        plan.transform_up_with_subqueries(|node| {
+            if let LogicalPlan::Aggregate(agg) = &node
+                && let Some(routed) = route(agg, &routes)?
+            {
+                return Ok(Transformed::yes(routed));
+            }
+            Ok(Transformed::no(node))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "amoeba_cube_router"
+    }
+}
+
+fn is_pnl(table: &TableReference) -> bool {
+    table.table() == PNL_VIEW
+        && table.schema().is_none_or(|s| s == "public")
+        && table
+            .catalog()
+            .is_none_or(|c| c == crate::session::CATALOG_NAME)
+}
+
+/// The routed plan of `agg`, or `None` when no cube answers it.
+fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
+    // Aggregate ← Filter* ← [SubqueryAlias] ← TableScan pnl
+    let mut predicates = Vec::new();
+    let mut node = agg.input.as_ref();
+    while let LogicalPlan::Filter(f) = node {
+        predicates.push(f.predicate.clone());
+        node = f.input.as_ref();
+    }
+    let (qualifier, scan) = match node {
+        LogicalPlan::SubqueryAlias(a) => match a.input.as_ref() {
+            LogicalPlan::TableScan(s) => (a.alias.clone(), s),
+            _ => return Ok(None),
+        },
+        LogicalPlan::TableScan(s) => (s.table_name.clone(), s),
+        _ => return Ok(None),
+    };
+    if !is_pnl(&scan.table_name) || !scan.filters.is_empty() || scan.fetch.is_some() {
+        return Ok(None);
+    }
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Ok(None);
+    }
+    // The dimensions the query needs.
+    let mut needed: BTreeSet<Dimension> = BTreeSet::new();
+    for e in agg.group_expr.iter().chain(&predicates) {
+        for c in e.column_refs() {
+            match Dimension::parse(&c.name).filter(|d| PNL_DIMENSIONS.contains(d)) {
+                Some(d) => {
+                    needed.insert(d);
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+    // The measures it sums.
+    let mut measures = Vec::new();
+    for e in &agg.aggr_expr {
+        let inner = match e {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
+            return Ok(None);
+        };
+        let plain = func.name() == "sum"
+            && !params.distinct
+            && params.filter.is_none()
+            && params.order_by.is_empty();
+        match params.args.as_slice() {
+            [Expr::Column(c)] if plain => measures.push(c.name.clone()),
+            _ => return Ok(None),
+        }
+    }
+    // The smallest set that holds the dimensions, of a cube that stores the measures.
+    let best = routes
+        .iter()
+        .filter(|r| measures.iter().all(|m| r.def.has_measure(m)))
+        .flat_map(|r| {
+            r.def
+                .grouping_sets
+                .iter()
+                .filter(|set| needed.iter().all(|d| set.contains(d)))
+                .map(move |set| (set.len(), r.rows, r, set))
+        })
+        .min_by_key(|(len, rows, r, _)| (*len, *rows, r.def.name.clone()));
+    let Some((_, _, route, set)) = best else {
+        return Ok(None);
+    };
+    let name = format!("{}.{}", super::CUBES_SCHEMA, route.def.name);
+    let mut builder = LogicalPlanBuilder::scan(
+        name.as_str(),
+        provider_as_source(Arc::clone(&route.table)),
+        None,
+    )?
+    .filter(col(SET_COLUMN).eq(lit(CubeDef::set_label(set))))?
+    .alias(qualifier)?;
+    for p in predicates.into_iter().rev() {
+        builder = builder.filter(p)?;
+    }
+    let input = builder.build()?;
+    let routed = Aggregate::try_new(
+        Arc::new(input),
+        agg.group_expr.clone(),
+        agg.aggr_expr.clone(),
+    )?;
+    // The same output schema as the aggregate it replaces (names, qualifiers and types).
+    let exprs: Vec<Expr> = routed
+        .schema
+        .iter()
+        .zip(agg.schema.iter())
+        .map(|((nq, nf), (oq, of))| {
+            let c = Expr::Column(Column::new(nq.cloned(), nf.name()));
+            let c = if nf.data_type() == of.data_type() {
+                c
+            } else {
+                cast(c, of.data_type().clone())
+            };
+            c.alias_qualified(oq.cloned(), of.name())
+        })
+        .collect();
+    log::debug!(
+        "routed an aggregate over pnl to {name} [{}]",
+        CubeDef::set_label(set)
+    );
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(LogicalPlan::Aggregate(routed)),
+    )?)))
+}
+
+/// The `pnl` view, planned like a view but not inlined into queries, so that the router sees
+/// `TableScan: pnl`.
+#[derive(Debug)]
+pub(crate) struct PnlView {
+    view: ViewTable,
+}
+
+impl PnlView {
+    pub(crate) fn new(view: ViewTable) -> Self {
+        PnlView { view }
+    }
+}
+
+#[async_trait]
+impl TableProvider for PnlView {
+    fn schema(&self) -> SchemaRef {
+        self.view.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.view.get_table_definition()
+    }
+
+    fn get_logical_plan(&'_ self) -> Option<Cow<'_, LogicalPlan>> {
+        None
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.view.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.view.scan(state, projection, filters, limit).await
+    }
+}

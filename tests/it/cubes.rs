@@ -1,0 +1,527 @@
+//! Cubes: refreshed from the published ledger, checked, published atomically, rebuilt only
+//! where the inputs changed, recovered after a crash, served over pgwire.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use amoeba_catalog::Warehouse;
+use amoeba_engine::cube::{CubeStatus, Outcome, RefreshOptions, current_manifest};
+use amoeba_engine::{Served, open_published};
+use datafusion::prelude::SessionContext;
+
+use crate::support::{copy_warehouse, rows, scalar, warehouse};
+
+async fn refresh(root: &Path, options: RefreshOptions) -> Served {
+    open_published(
+        Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+        options,
+    )
+    .await
+    .expect("refresh")
+}
+
+fn outcomes(cubes: &[CubeStatus]) -> BTreeMap<String, Outcome> {
+    cubes
+        .iter()
+        .map(|c| (c.cube.clone(), c.outcome.clone()))
+        .collect()
+}
+
+fn rebuilt(cubes: &[CubeStatus], cube: &str) -> Vec<String> {
+    match cubes.iter().find(|c| c.cube == cube).map(|c| &c.outcome) {
+        Some(Outcome::Rebuilt(months)) => months.clone(),
+        other => panic!("{cube}: expected a rebuild, got {other:?}"),
+    }
+}
+
+/// Every row of a cube, in a stable order, as text.
+async fn cube_rows(ctx: &SessionContext, cube: &str) -> Vec<Vec<String>> {
+    rows(
+        ctx,
+        &format!("SELECT * FROM cubes.{cube} ORDER BY 1, 2, 3, 4, 5, 6, 7"),
+    )
+    .await
+}
+
+/// The version folders of a cube.
+fn version_dirs(root: &Path, cube: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("cubes").join(cube))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with('v'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A new PDD order file in the last month of `shop`'s orders: the rows of its last file with
+/// new order ids (new sales, in that month only).
+async fn add_new_orders(root: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = walk(&root.join("exports/pdd/orders"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort_by_key(|p| {
+        let dt = p
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().to_string());
+        (dt, p.clone())
+    });
+    let last = files.last().expect("a pdd orders file").clone();
+    let to = last.with_file_name("part-999999-0009-extra.parquet");
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", last.to_string_lossy().as_ref(), Default::default())
+        .await
+        .expect("register");
+    let batches = ctx
+        .sql("SELECT * REPLACE (concat(\"订单号\", '-EXTRA') AS \"订单号\") FROM t")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let schema = batches.first().map(|b| b.schema()).expect("a batch");
+    let file = std::fs::File::create(&to).expect("create");
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    for b in &batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+    to
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cubes_are_checked_published_and_refreshed_only_where_inputs_changed() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    // One cube with no retention window, to see replaced versions go.
+    let model_file = root.join("model/model.toml");
+    let model = std::fs::read_to_string(&model_file).expect("model");
+    let model = model.replacen(
+        "name = \"unit_monthly\"\n",
+        "name = \"unit_monthly\"\nretention_minutes = 0\n",
+        1,
+    );
+    std::fs::write(&model_file, model).expect("write model");
+
+    // First refresh: every month of every cube, checked before publishing.
+    let first = refresh(root, RefreshOptions::default()).await;
+    let ledger = first.ledger_manifest.clone().expect("ledger published");
+    let months: Vec<String> = ledger.months.keys().cloned().collect();
+    assert!(months.len() >= 12, "{months:?}");
+    for c in &first.cubes {
+        let built = rebuilt(&first.cubes, &c.cube);
+        assert!(
+            months.iter().all(|m| built.contains(m)),
+            "{}: {built:?}",
+            c.cube
+        );
+        assert!(!c.checks.is_empty(), "{}: checked", c.cube);
+        assert!(
+            c.checks
+                .iter()
+                .all(|r| r.status == amoeba_engine::ledger::Status::Ok),
+            "{}: {:?}",
+            c.cube,
+            c.checks
+        );
+    }
+    assert_eq!(
+        outcomes(&first.cubes).keys().cloned().collect::<Vec<_>>(),
+        [
+            "shop_daily",
+            "sku_campaign",
+            "unit_efficiency",
+            "unit_monthly"
+        ]
+    );
+    let ctx = &first.ctx;
+
+    // A cube answers what the ledger answers, KPIs recomputed from the summed parts.
+    let leaf = "month,quarter,year,unit_id,parent_unit_id";
+    assert_eq!(
+        rows(
+            ctx,
+            &format!(
+                "SELECT unit_id, CAST(net_profit AS VARCHAR), CAST(round(net_margin, 9) AS VARCHAR) \
+                 FROM cubes.unit_monthly WHERE month = '2025-03' AND _set = '{leaf}' ORDER BY unit_id"
+            )
+        )
+        .await,
+        rows(
+            ctx,
+            "SELECT unit_id, CAST(SUM(net_profit) AS VARCHAR), \
+                    CAST(round(net_margin(SUM(net_profit), SUM(net_sales)), 9) AS VARCHAR) \
+             FROM pnl WHERE month = '2025-03' GROUP BY unit_id ORDER BY unit_id"
+        )
+        .await
+    );
+    // The company total (the coarsest set) equals the ledger's, every month.
+    assert_eq!(
+        rows(
+            ctx,
+            "SELECT month, CAST(net_profit AS VARCHAR), units_sold FROM cubes.unit_monthly \
+             WHERE _set = 'month,quarter,year' ORDER BY month"
+        )
+        .await,
+        rows(
+            ctx,
+            "SELECT month, CAST(SUM(amount) AS VARCHAR), \
+                    SUM(CASE WHEN account = 'gross_sales' THEN qty ELSE 0 END) \
+             FROM pnl_ledger GROUP BY month ORDER BY month"
+        )
+        .await
+    );
+    // Daily shop P&L, hourly value added: the other default cubes hold rows too.
+    let daily: i64 = scalar(
+        ctx,
+        "SELECT COUNT(*) FROM cubes.shop_daily WHERE _set = 'month,date,week'",
+    )
+    .await
+    .parse()
+    .expect("count");
+    assert!(daily >= 300, "{daily} days");
+    let hva = scalar(
+        ctx,
+        "SELECT COUNT(*) FROM cubes.unit_efficiency WHERE hours > 0 AND hourly_value_added IS NOT NULL",
+    )
+    .await;
+    assert_ne!(hva, "0");
+    assert_eq!(
+        scalar(
+            ctx,
+            "SELECT COUNT(*) FROM amoeba_cubes WHERE status = 'rebuilt' AND last_error IS NULL"
+        )
+        .await,
+        "4"
+    );
+
+    // Nothing changed: nothing is rebuilt, no new version.
+    let versions_before = version_dirs(root, "sku_campaign");
+    let again = refresh(root, RefreshOptions::default()).await;
+    assert!(
+        again.cubes.iter().all(|c| c.outcome == Outcome::Fresh),
+        "{:?}",
+        outcomes(&again.cubes)
+    );
+    assert_eq!(version_dirs(root, "sku_campaign"), versions_before);
+    let unchanged_rows = cube_rows(&again.ctx, "sku_campaign").await;
+
+    // New orders in the last month: only the months whose ledger changed are rebuilt.
+    add_new_orders(root).await;
+    let incremental = refresh(root, RefreshOptions::default()).await;
+    let after = incremental.ledger_manifest.clone().expect("ledger");
+    let changed: Vec<String> = after
+        .months
+        .iter()
+        .filter(|(m, f)| ledger.months.get(*m) != Some(*f))
+        .map(|(m, _)| m.clone())
+        .collect();
+    assert!(
+        !changed.is_empty() && changed.len() < months.len() / 2,
+        "{changed:?}"
+    );
+    for cube in ["unit_monthly", "shop_daily", "sku_campaign"] {
+        assert_eq!(rebuilt(&incremental.cubes, cube), changed, "{cube}");
+    }
+    // … and give what a full rebuild gives.
+    let incremental_rows = cube_rows(&incremental.ctx, "sku_campaign").await;
+    assert_ne!(incremental_rows, unchanged_rows);
+    let full = refresh(
+        root,
+        RefreshOptions {
+            only: Some("sku_campaign".into()),
+            full: true,
+            ..RefreshOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        rebuilt(&full.cubes, "sku_campaign"),
+        after.months.keys().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(cube_rows(&full.ctx, "sku_campaign").await, incremental_rows);
+
+    // Retention: unit_monthly keeps no replaced version, but the files its current version
+    // still uses (the months not rebuilt) stay where they were written.
+    let manifest = current_manifest(
+        &Warehouse::open(&root.to_string_lossy()).expect("open"),
+        "unit_monthly",
+    )
+    .await
+    .expect("manifest")
+    .expect("published");
+    for p in &manifest.partitions {
+        assert!(
+            root.join("cubes/unit_monthly").join(&p.file).exists(),
+            "{}",
+            p.file
+        );
+    }
+    let versions = version_dirs(root, "unit_monthly");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(
+        !root
+            .join("cubes/unit_monthly")
+            .join(&versions[0])
+            .join("_manifest.json")
+            .exists(),
+        "the replaced version's manifest is removed"
+    );
+    assert!(
+        manifest
+            .partitions
+            .iter()
+            .any(|p| !p.file.starts_with(&manifest.version)),
+        "unchanged months are carried over, not rewritten"
+    );
+    // With the default window (60 minutes) replaced versions stay.
+    assert!(version_dirs(root, "sku_campaign").len() >= 3);
+
+    // Over the wire, as a dashboard asks.
+    let server = crate::support::TestServer::start(incremental.ctx).await;
+    let client = server.client().await;
+    let got = client
+        .query(
+            "SELECT platform, CAST(SUM(net_sales) AS TEXT), CAST(SUM(net_profit) AS TEXT) \
+             FROM cubes.shop_daily WHERE _set = 'month,date,week,platform' AND month = '2025-11' \
+             GROUP BY platform ORDER BY platform",
+            &[],
+        )
+        .await
+        .expect("cube over pgwire");
+    let platforms: Vec<Option<String>> = got.iter().map(|r| r.get(0)).collect();
+    // The four platforms, and the rows of no platform (pools, settlements, unit expenses).
+    assert_eq!(
+        platforms,
+        [Some("douyin"), Some("jd"), Some("pdd"), Some("tmall"), None]
+            .map(|p| p.map(str::to_string))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_refresh_leaves_the_last_version_served_and_the_next_one_recovers() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let amoeba = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_amoeba"));
+        cmd.args(args).arg("--warehouse").arg(root);
+        cmd.env("RUST_LOG", "warn");
+        cmd
+    };
+    let started = Instant::now();
+    let out = amoeba(&["refresh"]).output().expect("refresh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = started.elapsed();
+
+    // Kill -9 at spread-out points of a refresh that has work to do (--full), several times.
+    let warehouse = Warehouse::open(&root.to_string_lossy()).expect("open");
+    let cubes = [
+        "shop_daily",
+        "sku_campaign",
+        "unit_efficiency",
+        "unit_monthly",
+    ];
+    for i in 0..6u32 {
+        let mut child = amoeba(&["refresh", "--full"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let at = full.mul_f64(0.15 + 0.15 * f64::from(i));
+        std::thread::sleep(at);
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        // Whatever was interrupted, each cube serves a whole version.
+        for cube in cubes {
+            let manifest = current_manifest(&warehouse, cube)
+                .await
+                .expect("manifest readable")
+                .expect("a version stays published");
+            for p in &manifest.partitions {
+                let file = root.join("cubes").join(cube).join(&p.file);
+                assert!(
+                    file.exists(),
+                    "kill {i}: {cube} names {} which is missing",
+                    p.file
+                );
+            }
+        }
+    }
+    // Leftovers of a build that never published, as a crash leaves them.
+    let orphan = root.join("cubes/unit_monthly/v99999999999999");
+    std::fs::create_dir_all(&orphan).expect("orphan dir");
+    std::fs::write(orphan.join("2025-01.parquet"), b"half a file").expect("orphan file");
+
+    // The next refresh recovers and succeeds, and every check passes.
+    let out = amoeba(&["refresh"]).output().expect("refresh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!orphan.exists(), "the unpublished build is removed");
+    let out = amoeba(&["check"]).output().expect("check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("cube_totals") && stdout.contains("cube_rollup"),
+        "{stdout}"
+    );
+}
+
+/// A small deterministic generator (xorshift64*), for the random queries.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, from: &[&'a str], n: usize) -> Vec<&'a str> {
+        let mut pool = from.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..n.min(pool.len()) {
+            out.push(pool.remove(self.below(pool.len())));
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let served = refresh(copy.path(), RefreshOptions::default()).await;
+    let ctx = &served.ctx;
+    let dims = [
+        "month", "date", "platform", "shop_id", "sku", "campaign", "unit_id",
+    ];
+    let measures = [
+        "net_sales",
+        "gross_profit",
+        "cm2",
+        "cm3",
+        "net_profit",
+        "gross_sales",
+        "refund",
+        "advertising",
+        "cogs",
+        "internal_cost",
+        "allocated_staff",
+        "allocated_total",
+    ];
+    let filters = [
+        "month = '2025-11'",
+        "month BETWEEN '2025-03' AND '2025-06'",
+        "platform IN ('tmall', 'jd')",
+        "unit_id = 'U07'",
+        "unit_id <> 'U00'",
+        "date >= DATE '2025-06-18'",
+        "shop_id LIKE 'tm%'",
+        "sku IS NULL",
+        "campaign IS NOT NULL",
+        "net_sales > 0",
+    ];
+    let mut rng = Rng(0x5EED_CAFE);
+    let (mut routed, mut total) = (0, 0);
+    for i in 0..240 {
+        let n = rng.below(4);
+        let group = rng.pick(&dims, n);
+        let n = 1 + rng.below(3);
+        let sums: Vec<String> = rng
+            .pick(&measures, n)
+            .iter()
+            .map(|m| format!("CAST(SUM({m}) AS VARCHAR) AS s_{m}"))
+            .collect();
+        let mut sql = format!(
+            "SELECT {} FROM pnl",
+            group
+                .iter()
+                .map(|d| format!("CAST({d} AS VARCHAR) AS {d}"))
+                .chain(sums.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let n = rng.below(3);
+        let wheres = rng.pick(&filters, n);
+        if !wheres.is_empty() {
+            sql.push_str(&format!(" WHERE {}", wheres.join(" AND ")));
+        }
+        if !group.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
+        }
+        let columns = group.len() + sums.len();
+        let order: Vec<String> = (1..=columns).map(|c| format!("{c} NULLS FIRST")).collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        // Rollups of a month are small; keep the SKU-by-day ones bounded.
+        if group.contains(&"sku") && group.contains(&"date") {
+            sql.push_str(" LIMIT 500");
+        }
+
+        ctx.sql("SET amoeba.cube_routing = true")
+            .await
+            .expect("set")
+            .collect()
+            .await
+            .expect("set");
+        let plan = rows(ctx, &format!("EXPLAIN {sql}")).await;
+        let on_cube = format!("{plan:?}").contains("cubes.");
+        let with = rows(ctx, &sql).await;
+        ctx.sql("SET amoeba.cube_routing = false")
+            .await
+            .expect("set")
+            .collect()
+            .await
+            .expect("set");
+        let plan_off = rows(ctx, &format!("EXPLAIN {sql}")).await;
+        assert!(
+            !format!("{plan_off:?}").contains("cubes."),
+            "routing off: {sql}"
+        );
+        let without = rows(ctx, &sql).await;
+        assert_eq!(with, without, "query {i}: {sql}");
+        total += 1;
+        if on_cube {
+            routed += 1;
+        }
+        // What a cube cannot answer stays on the ledger.
+        if wheres.contains(&"net_sales > 0") || sums.iter().any(|s| s.contains("allocated_total")) {
+            assert!(!on_cube, "not answerable from a cube, yet routed: {sql}");
+        }
+    }
+    assert!(
+        routed * 3 >= total,
+        "only {routed} of {total} queries were routed"
+    );
+    assert!(
+        routed < total,
+        "every query was routed: the unroutable ones were not generated"
+    );
+}
