@@ -27,12 +27,6 @@ impl Fingerprint {
     pub(crate) fn encode(&self) -> String {
         format!("{}:{:016x}", self.rows, self.hash)
     }
-
-    /// Combines two fingerprints (the union of the rows).
-    pub(crate) fn add(&mut self, other: Fingerprint) {
-        self.rows += other.rows;
-        self.hash = self.hash.wrapping_add(other.hash);
-    }
 }
 
 /// Fingerprints of `batches`, grouped by the string column `key` (which is not hashed).
@@ -69,6 +63,16 @@ pub(crate) fn by_key(batches: &[RecordBatch], key: &str) -> Result<BTreeMap<Stri
         }
     }
     Ok(out)
+}
+
+/// The fingerprint of every row of `batch`.
+pub(crate) fn of_batch(batch: &RecordBatch) -> Result<Fingerprint> {
+    let mut hashes = vec![0u64; batch.num_rows()];
+    create_hashes(batch.columns(), &RandomState::with_seed(SEED), &mut hashes)?;
+    Ok(Fingerprint {
+        rows: batch.num_rows() as u64,
+        hash: hashes.iter().fold(0u64, |a, h| a.wrapping_add(*h)),
+    })
 }
 
 /// A fingerprint of a value's debug form (a definition, a list of inputs).

@@ -51,7 +51,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
-use crate::fingerprint::{self, Fingerprint};
+use crate::fingerprint;
 use crate::ledger::{CheckRow, LedgerManifest, Status};
 use crate::objects::{self, next_version, now_ms};
 use crate::session::CATALOG_NAME;
@@ -237,12 +237,10 @@ fn definition_fingerprint(def: &CubeDef, inputs: &Inputs) -> Result<String> {
         }
     );
     let mut add = |name: &str, batch: &RecordBatch| -> Result<()> {
-        let fp = fingerprint::by_key(std::slice::from_ref(&with_key(batch)?), "_")?;
-        let total = fp.values().fold(Fingerprint::default(), |mut a, f| {
-            a.add(*f);
-            a
-        });
-        text.push_str(&format!("|{name}:{}", total.encode()));
+        text.push_str(&format!(
+            "|{name}:{}",
+            fingerprint::of_batch(batch)?.encode()
+        ));
         Ok(())
     };
     if def.uses(DimensionSource::SkuMaster)
@@ -254,20 +252,6 @@ fn definition_fingerprint(def: &CubeDef, inputs: &Inputs) -> Result<String> {
         add("units", &inputs.units)?;
     }
     Ok(fingerprint::of_text(&text))
-}
-
-/// `batch` with a constant key column `_` (to fingerprint it as a whole).
-fn with_key(batch: &RecordBatch) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("_", DataType::Utf8, false));
-    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-    cols.push(Arc::new(StringArray::from(vec![""; batch.num_rows()])));
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
 /// Month → the fingerprint of the inputs of that month of `def`.
