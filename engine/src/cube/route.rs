@@ -10,8 +10,10 @@
 //!
 //! The rule ([`CubeRouter`], an analyzer rule that runs before type coercion) routes when
 //! every group and filter column is a dimension of one stored grouping set and every aggregate
-//! is a plain `SUM` of a stored measure: sums are additive, so summing the set's rows gives
-//! what summing the ledger gives. Anything else — `COUNT`, `AVG`, `DISTINCT`, a filter on a
+//! is a plain `SUM` of a stored measure (over `pnl_ledger`: `SUM(amount)`, the cube's
+//! `net_profit`): sums are additive, so summing the set's rows gives what summing the ledger
+//! gives, and every cube row stands for at least one ledger row, so the groups are the same.
+//! Anything else — `COUNT`, `AVG`, `DISTINCT`, a filter on a
 //! measure, `GROUPING SETS`, a column no cube keeps — runs on the ledger. The smallest set that
 //! answers wins. Only cubes built from the ledger being served are candidates, and
 //! `SET amoeba.cube_routing = false` turns routing off (for comparisons). `EXPLAIN` shows the
@@ -44,7 +46,7 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::plan::SET_COLUMN;
-use crate::ledger::PNL_VIEW;
+use crate::ledger::{LEDGER_TABLE, PNL_VIEW};
 
 extensions_options! {
     /// Amoeba's session settings (`SET amoeba.<name> = …`, `SHOW amoeba.<name>`).
@@ -142,12 +144,25 @@ impl AnalyzerRule for CubeRouter {
     }
 }
 
-fn is_pnl(table: &TableReference) -> bool {
-    table.table() == PNL_VIEW
-        && table.schema().is_none_or(|s| s == "public")
+/// Which of the two routable tables `table` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The wide `pnl` view: `SUM(<measure column>)`.
+    Pnl,
+    /// The ledger: `SUM(amount)` over every account is the cube's `net_profit`.
+    Ledger,
+}
+
+fn source_of(table: &TableReference) -> Option<Source> {
+    let ours = table.schema().is_none_or(|s| s == "public")
         && table
             .catalog()
-            .is_none_or(|c| c == crate::session::CATALOG_NAME)
+            .is_none_or(|c| c == crate::session::CATALOG_NAME);
+    match table.table() {
+        t if ours && t == PNL_VIEW => Some(Source::Pnl),
+        t if ours && t == LEDGER_TABLE => Some(Source::Ledger),
+        _ => None,
+    }
 }
 
 /// The routed plan of `agg`, or `None` when no cube answers it.
@@ -167,7 +182,10 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
         LogicalPlan::TableScan(s) => (s.table_name.clone(), s),
         _ => return Ok(None),
     };
-    if !is_pnl(&scan.table_name) || !scan.filters.is_empty() || scan.fetch.is_some() {
+    let Some(source) = source_of(&scan.table_name) else {
+        return Ok(None);
+    };
+    if !scan.filters.is_empty() || scan.fetch.is_some() {
         return Ok(None);
     }
     if agg
@@ -189,8 +207,9 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
             }
         }
     }
-    // The measures it sums.
+    // The measures it sums, and the aggregate that sums each over the cube.
     let mut measures = Vec::new();
+    let mut aggr_expr = Vec::new();
     for e in &agg.aggr_expr {
         let inner = match e {
             Expr::Alias(a) => a.expr.as_ref(),
@@ -203,14 +222,27 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
             && !params.distinct
             && params.filter.is_none()
             && params.order_by.is_empty();
-        match params.args.as_slice() {
-            [Expr::Column(c)] if plain => measures.push(c.name.clone()),
+        match (source, params.args.as_slice()) {
+            (Source::Pnl, [Expr::Column(c)]) if plain => {
+                measures.push(c.name.clone());
+                aggr_expr.push(e.clone());
+            }
+            // Every ledger row's amount, summed: net profit. (With an account filter or
+            // grouping the ledger has no row where a cube has a zero: not routed.)
+            (Source::Ledger, [Expr::Column(c)]) if plain && c.name == "amount" => {
+                measures.push("net_profit".to_string());
+                aggr_expr.push(datafusion::functions_aggregate::expr_fn::sum(col(
+                    "net_profit",
+                )));
+            }
             _ => return Ok(None),
         }
     }
     // The smallest set that holds the dimensions, of a cube that stores the measures.
+    // A cube with hours has rows for units with hours and no ledger row: never routed to.
     let best = routes
         .iter()
+        .filter(|r| !r.def.has_measure("hours"))
         .filter(|r| measures.iter().all(|m| r.def.has_measure(m)))
         .flat_map(|r| {
             r.def
@@ -235,11 +267,7 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
         builder = builder.filter(p)?;
     }
     let input = builder.build()?;
-    let routed = Aggregate::try_new(
-        Arc::new(input),
-        agg.group_expr.clone(),
-        agg.aggr_expr.clone(),
-    )?;
+    let routed = Aggregate::try_new(Arc::new(input), agg.group_expr.clone(), aggr_expr)?;
     // The same output schema as the aggregate it replaces (names, qualifiers and types).
     let exprs: Vec<Expr> = routed
         .schema
