@@ -61,6 +61,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5433")]
         listen: String,
+        /// Look for new or changed inputs every this many seconds and refresh the ledger and
+        /// the cubes when there are (0: never).
+        #[arg(long, env = "AMOEBA_POLL_SECONDS", default_value_t = 60)]
+        poll_seconds: u64,
     },
     /// Generate synthetic platform exports (and their truth) into a directory.
     Gen {
@@ -188,11 +192,15 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             } else {
                 println!("serving the existing warehouse in {}", warehouse.display());
             }
-            serve(&warehouse.to_string_lossy(), &listen).await?;
+            serve(&warehouse.to_string_lossy(), &listen, 60).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { warehouse, listen } => {
-            serve(&warehouse, &listen).await?;
+        Command::Serve {
+            warehouse,
+            listen,
+            poll_seconds,
+        } => {
+            serve(&warehouse, &listen, poll_seconds).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { warehouse } => check(&warehouse).await,
@@ -283,12 +291,10 @@ fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
     Ok(())
 }
 
-async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
+async fn serve(warehouse: &str, listen: &str, poll_seconds: u64) -> CliResult<()> {
     let started = Instant::now();
-    let served =
-        amoeba_engine::open_published(Warehouse::open(warehouse)?, RefreshOptions::default())
-            .await?;
-    let (ctx, catalog, ledger) = (served.ctx, served.catalog, served.ledger);
+    let (refresher, served) = amoeba_engine::Refresher::open(Warehouse::open(warehouse)?).await?;
+    let (catalog, ledger) = (served.catalog, served.ledger);
     println!(
         "warehouse {warehouse}: {} files served, {} rejected ({:.1}s){}",
         catalog.files().len(),
@@ -319,7 +325,13 @@ async fn serve(warehouse: &str, listen: &str) -> CliResult<()> {
     print_cubes(&served.cubes);
     let (host, port) = amoeba_engine::parse_listen(listen)?;
     println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
-    amoeba_engine::serve(Arc::new(ctx), listen).await?;
+    let refresher = Arc::new(refresher);
+    let ctx = refresher.ctx();
+    if poll_seconds > 0 {
+        println!("refreshing when inputs change (checked every {poll_seconds}s)");
+        tokio::spawn(refresher.poll(std::time::Duration::from_secs(poll_seconds)));
+    }
+    amoeba_engine::serve(ctx, listen).await?;
     Ok(())
 }
 

@@ -14,11 +14,13 @@ mod fingerprint;
 pub mod ledger;
 mod objects;
 mod pg_functions;
+mod refresher;
 mod server;
 mod session;
 
 pub use error::{EngineError, Result};
 pub use ledger::Ledger;
+pub use refresher::Refresher;
 pub use server::{parse_listen, serve};
 pub use session::{
     CATALOG_NAME, LedgerMode, Served, new_session, open_published, open_session, open_with_ledger,

@@ -541,3 +541,91 @@ async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
         "every query was routed: the unroutable ones were not generated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_bad_input() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let (refresher, _) = amoeba_engine::Refresher::open(
+        Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+    )
+    .await
+    .expect("open");
+    let refresher = std::sync::Arc::new(refresher);
+    let server = crate::support::TestServer::start(refresher.ctx().as_ref().clone()).await;
+    let client = server.client().await;
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let row = client.query_one(sql, &[]).await.expect(sql);
+            row.get::<_, String>(0)
+        }
+    };
+    let lines = "SELECT CAST(COUNT(*) AS TEXT) FROM order_lines";
+    let version = "SELECT version FROM amoeba_cubes WHERE cube = 'sku_campaign'";
+    let (lines_before, version_before) = (count(lines).await, count(version).await);
+    assert!(
+        refresher
+            .refresh_if_changed(false)
+            .await
+            .expect("poll")
+            .is_none(),
+        "nothing changed, nothing is rebuilt"
+    );
+
+    // New exports land: the poller rebuilds and swaps, the server keeps serving.
+    add_new_orders(root).await;
+    tokio::spawn(std::sync::Arc::clone(&refresher).poll(std::time::Duration::from_millis(300)));
+    let started = Instant::now();
+    while count(version).await == version_before {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(240),
+            "no refresh within 240 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_ne!(
+        count(lines).await,
+        lines_before,
+        "the new orders are served"
+    );
+    let routed = client
+        .query_one(
+            "SELECT CAST(SUM(net_profit) AS TEXT) FROM pnl WHERE month = '2025-12'",
+            &[],
+        )
+        .await
+        .expect("pnl")
+        .get::<_, Option<String>>(0);
+    let ledger = client
+        .query_one(
+            "SELECT CAST(SUM(amount) AS TEXT) FROM pnl_ledger WHERE month = '2025-12' AND account IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("ledger")
+        .get::<_, Option<String>>(0);
+    assert_eq!(routed, ledger);
+
+    // A bad model: the refresh fails, the last good state stays served and says why.
+    let model_file = root.join("model/model.toml");
+    let model = std::fs::read_to_string(&model_file).expect("model");
+    std::fs::write(
+        &model_file,
+        model.replacen("unit = \"U01\"", "unit = \"U99\"", 1),
+    )
+    .expect("write model");
+    let failed = refresher.refresh_if_changed(true).await;
+    assert!(failed.is_err(), "a bad model fails the refresh");
+    assert_ne!(count(lines).await, lines_before);
+    let error = client
+        .query_one(
+            "SELECT last_error FROM amoeba_cubes WHERE cube = 'sku_campaign'",
+            &[],
+        )
+        .await
+        .expect("status")
+        .get::<_, Option<String>>(0)
+        .unwrap_or_default();
+    assert!(error.contains("unknown unit 'U99'"), "{error}");
+}

@@ -81,13 +81,13 @@ impl CubeRoutes {
         }
     }
 
-    fn get(&self) -> Vec<Route> {
+    pub(crate) fn routes(&self) -> Vec<Route> {
         self.routes.read().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The names of the cubes routed to.
     pub fn names(&self) -> Vec<String> {
-        self.get().into_iter().map(|r| r.def.name).collect()
+        self.routes().into_iter().map(|r| r.def.name).collect()
     }
 }
 
@@ -124,7 +124,7 @@ impl AnalyzerRule for CubeRouter {
         if !enabled {
             return Ok(plan);
         }
-        let routes = self.routes.get();
+        let routes = self.routes.routes();
         if routes.is_empty() {
             return Ok(plan);
         }

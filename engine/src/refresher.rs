@@ -1,0 +1,177 @@
+//! Keeping a served warehouse fresh: when exports land (or the model changes), rebuild the
+//! ledger, refresh the cubes and swap the result into the serving session.
+//!
+//! ```text
+//!  poll (every N s): list the warehouse's inputs ──(changed?)──► open_published (a new session:
+//!                                                               catalog, ledger, cubes, checks)
+//!        serving session ◄── swap: routes off · schemas cubes, raw, public · routes on ──┘
+//! ```
+//!
+//! Everything is built beside the served state and swapped in only when it is whole, so a bad
+//! export or a bad model never replaces the last good state: the error is logged and shown in
+//! `amoeba_cubes.last_error`, and the old tables stay served. Each schema is swapped in one
+//! step; routing is switched off during the swap, so no query is answered from a cube of
+//! another ledger than the one it reads.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amoeba_catalog::{Model, Warehouse};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use tokio::sync::Mutex;
+
+use crate::cube::{self, CubeRoutes, CubeStatus, Outcome, RefreshOptions};
+use crate::error::{EngineError, Result};
+use crate::session::{CATALOG_NAME, Served, open_published};
+
+/// Folders of the warehouse that are Amoeba's output, not inputs.
+const OUTPUTS: [&str; 3] = ["ledger", "cubes", "truth"];
+/// The schemas a refresh replaces.
+const SCHEMAS: [&str; 3] = [cube::CUBES_SCHEMA, "raw", "public"];
+
+/// One input object, as listed: path, size, last modified (ms).
+type Listed = (String, u64, i64);
+
+/// Refreshes a served warehouse in place.
+pub struct Refresher {
+    warehouse: Warehouse,
+    ctx: Arc<SessionContext>,
+    /// The inputs and the model the served state was built from; one refresh at a time.
+    served: Mutex<(BTreeSet<Listed>, Option<Model>)>,
+}
+
+impl Refresher {
+    /// Opens `warehouse` (builds the ledger, refreshes the cubes) and returns the refresher of
+    /// the served session, with what the first refresh did.
+    pub async fn open(warehouse: Warehouse) -> Result<(Refresher, Served)> {
+        let inputs = list_inputs(&warehouse).await?;
+        let served = open_published(warehouse.clone(), RefreshOptions::default()).await?;
+        let refresher = Refresher {
+            warehouse,
+            ctx: Arc::new(served.ctx.clone()),
+            served: Mutex::new((inputs, served.catalog.model().cloned())),
+        };
+        Ok((refresher, served))
+    }
+
+    /// The served session.
+    pub fn ctx(&self) -> Arc<SessionContext> {
+        Arc::clone(&self.ctx)
+    }
+
+    /// Refreshes if the inputs changed since the served state was built (or always, with
+    /// `force`); returns the cubes' statuses when it refreshed.
+    pub async fn refresh_if_changed(&self, force: bool) -> Result<Option<Vec<CubeStatus>>> {
+        let mut served = self.served.lock().await;
+        let now = list_inputs(&self.warehouse).await?;
+        if !force && now == served.0 {
+            return Ok(None);
+        }
+        log::info!("inputs changed: refreshing the ledger and the cubes");
+        match open_published(self.warehouse.clone(), RefreshOptions::default()).await {
+            Ok(fresh) => {
+                self.swap(&fresh.ctx).await?;
+                *served = (now, fresh.catalog.model().cloned());
+                Ok(Some(fresh.cubes))
+            }
+            Err(e) => {
+                // The last good state stays served; say why it is not refreshed. (The inputs
+                // are remembered: the same bad inputs are not retried at every poll.)
+                log::error!("refresh failed, the previous state stays served: {e}");
+                if let Some(model) = &served.1 {
+                    self.record_failure(model, &e).await?;
+                }
+                served.0 = now;
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the served schemas with `fresh`'s.
+    async fn swap(&self, fresh: &SessionContext) -> Result<()> {
+        let (Some(from), Some(to)) = (fresh.catalog(CATALOG_NAME), self.ctx.catalog(CATALOG_NAME))
+        else {
+            return Err(EngineError::setup(format!("no catalog {CATALOG_NAME}")));
+        };
+        let served_routes = routes(&self.ctx);
+        if let Some(r) = &served_routes {
+            r.set(Vec::new());
+        }
+        for schema in SCHEMAS {
+            if let Some(s) = from.schema(schema) {
+                to.register_schema(schema, s)?;
+            }
+        }
+        if let (Some(served), Some(new)) = (served_routes, routes(fresh)) {
+            served.set(new.routes());
+        }
+        Ok(())
+    }
+
+    /// Marks every served cube of `model` as failed with `error` in `amoeba_cubes`.
+    async fn record_failure(&self, model: &Model, error: &EngineError) -> Result<()> {
+        let mut statuses = Vec::new();
+        for def in &model.cubes {
+            statuses.push(CubeStatus {
+                cube: def.name.clone(),
+                manifest: cube::current_manifest(&self.warehouse, &def.name).await?,
+                outcome: Outcome::Failed(error.to_string()),
+                refresh_ms: 0,
+                recovered: Vec::new(),
+                expired: Vec::new(),
+                checks: Vec::new(),
+                inputs_newest_ms: None,
+            });
+        }
+        cube::register_status(&self.ctx, &statuses)
+    }
+
+    /// Polls the warehouse every `every` and refreshes when its inputs change; runs until the
+    /// process ends.
+    pub async fn poll(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self.refresh_if_changed(false).await {
+                Ok(Some(cubes)) => {
+                    for c in cubes {
+                        log::info!("cube {}: {}", c.cube, c.status());
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::error!("refresh: {e}"),
+            }
+        }
+    }
+}
+
+fn routes(ctx: &SessionContext) -> Option<Arc<CubeRoutes>> {
+    ctx.state().config().get_extension::<CubeRoutes>()
+}
+
+/// Every input object of the warehouse (everything but Amoeba's own output).
+async fn list_inputs(warehouse: &Warehouse) -> Result<BTreeSet<Listed>> {
+    let prefix = warehouse.prefix();
+    let listed: Vec<_> = warehouse
+        .store()
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(crate::objects::store_err(prefix))?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|m| {
+            let rel: Vec<_> = m.location.prefix_match(prefix)?.collect();
+            let first = rel.first()?.as_ref().to_string();
+            if OUTPUTS.contains(&first.as_str()) || first.starts_with('.') {
+                return None;
+            }
+            Some((
+                m.location.to_string(),
+                m.size,
+                m.last_modified.timestamp_millis(),
+            ))
+        })
+        .collect())
+}
