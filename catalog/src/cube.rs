@@ -24,12 +24,16 @@
 //! measures = ["layers", "accounts"]
 //! kpis = ["gross_margin", "net_margin"]
 //! grouping_sets = [["unit_id", "parent_unit_id"], ["parent_unit_id"], []]
+//! schedule = "0 6 * * *"      # refreshed at 06:00 (Asia/Shanghai); without a schedule, or
+//! on_new_exports = true       # with this, also whenever new exports land
 //! ```
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::schedule::Schedule;
 
 /// A dimension a cube can keep: a column of the ledger or of a dimension table, or a level
 /// derived from one.
@@ -310,6 +314,10 @@ pub struct CubeDef {
     pub grouping_sets: Vec<Vec<Dimension>>,
     /// How long a replaced version stays readable (queries running on it finish).
     pub retention: Duration,
+    /// Refreshed when new exports land (the default without a schedule).
+    pub on_new_exports: bool,
+    /// Refreshed at these times (cron, Asia/Shanghai).
+    pub schedule: Option<Schedule>,
     /// Line of the declaration in the model file.
     pub line: usize,
 }
@@ -352,6 +360,10 @@ pub(crate) struct RawCube {
     labour_accounts: Option<Vec<String>>,
     #[serde(default)]
     retention_minutes: Option<u64>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    on_new_exports: Option<bool>,
 }
 
 /// Why a cube declaration is refused: (key under `cubes[i]`, reason).
@@ -539,6 +551,10 @@ pub(crate) fn validate(
     }
     // The finest set first: the one the others are checked against (sets are sums of it).
     grouping_sets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let schedule = match &raw.schedule {
+        Some(text) => Some(Schedule::parse(text).map_err(|e| ("schedule".to_string(), e))?),
+        None => None,
+    };
     Ok(CubeDef {
         name: raw.name.clone(),
         description: raw.description.clone().unwrap_or_default(),
@@ -547,6 +563,8 @@ pub(crate) fn validate(
         kpis,
         grouping_sets,
         retention: Duration::from_secs(raw.retention_minutes.unwrap_or(60) * 60),
+        on_new_exports: raw.on_new_exports.unwrap_or(schedule.is_none()),
+        schedule,
         line,
     })
 }

@@ -27,6 +27,7 @@ pub mod discovery;
 mod error;
 pub mod mapping;
 pub mod model;
+pub mod schedule;
 mod source_table;
 pub mod unified;
 mod warehouse;

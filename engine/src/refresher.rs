@@ -38,8 +38,15 @@ type Listed = (String, u64, i64);
 pub struct Refresher {
     warehouse: Warehouse,
     ctx: Arc<SessionContext>,
-    /// The inputs and the model the served state was built from; one refresh at a time.
-    served: Mutex<(BTreeSet<Listed>, Option<Model>)>,
+    /// What is served; one refresh at a time.
+    served: Mutex<ServedState>,
+}
+
+/// What the served state was built from, and the cubes' statuses.
+struct ServedState {
+    inputs: BTreeSet<Listed>,
+    model: Option<Model>,
+    statuses: Vec<CubeStatus>,
 }
 
 impl Refresher {
@@ -51,7 +58,11 @@ impl Refresher {
         let refresher = Refresher {
             warehouse,
             ctx: Arc::new(served.ctx.clone()),
-            served: Mutex::new((inputs, served.catalog.model().cloned())),
+            served: Mutex::new(ServedState {
+                inputs,
+                model: served.catalog.model().cloned(),
+                statuses: served.cubes.clone(),
+            }),
         };
         Ok((refresher, served))
     }
@@ -66,24 +77,30 @@ impl Refresher {
     pub async fn refresh_if_changed(&self, force: bool) -> Result<Option<Vec<CubeStatus>>> {
         let mut served = self.served.lock().await;
         let now = list_inputs(&self.warehouse).await?;
-        if !force && now == served.0 {
+        if !force && now == served.inputs {
             return Ok(None);
         }
         log::info!("inputs changed: refreshing the ledger and the cubes");
-        match open_published(self.warehouse.clone(), RefreshOptions::default()).await {
+        let options = RefreshOptions {
+            skip_scheduled: true,
+            ..RefreshOptions::default()
+        };
+        match open_published(self.warehouse.clone(), options).await {
             Ok(fresh) => {
                 self.swap(&fresh.ctx).await?;
-                *served = (now, fresh.catalog.model().cloned());
+                served.inputs = now;
+                served.model = fresh.catalog.model().cloned();
+                served.statuses = fresh.cubes.clone();
                 Ok(Some(fresh.cubes))
             }
             Err(e) => {
                 // The last good state stays served; say why it is not refreshed. (The inputs
                 // are remembered: the same bad inputs are not retried at every poll.)
                 log::error!("refresh failed, the previous state stays served: {e}");
-                if let Some(model) = &served.1 {
+                if let Some(model) = &served.model {
                     self.record_failure(model, &e).await?;
                 }
-                served.0 = now;
+                served.inputs = now;
                 Err(e)
             }
         }
@@ -128,9 +145,55 @@ impl Refresher {
         cube::register_status(&self.ctx, &statuses)
     }
 
-    /// Polls the warehouse every `every` and refreshes when its inputs change; runs until the
-    /// process ends.
+    /// Refreshes the cubes whose schedule has a due minute in `(after_ms, until_ms]`, from
+    /// the published ledger, in the served session; returns their statuses.
+    pub async fn refresh_scheduled(&self, after_ms: u64, until_ms: u64) -> Result<Vec<CubeStatus>> {
+        let mut served = self.served.lock().await;
+        let Some(model) = served.model.clone() else {
+            return Ok(Vec::new());
+        };
+        let due: Vec<String> = model
+            .cubes
+            .iter()
+            .filter(|c| {
+                c.schedule
+                    .as_ref()
+                    .is_some_and(|s| s.due_between(after_ms, until_ms))
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(ledger) = crate::ledger::current_manifest(&self.warehouse).await? else {
+            return Ok(Vec::new());
+        };
+        let mut done = Vec::new();
+        for name in due {
+            log::info!("cube {name}: scheduled refresh");
+            let options = RefreshOptions {
+                only: Some(name),
+                ..RefreshOptions::default()
+            };
+            done.extend(
+                cube::refresh(&self.ctx, &self.warehouse, &model, &ledger, &options).await?,
+            );
+        }
+        cube::register(&self.ctx, &self.warehouse, &model, Some(&ledger)).await?;
+        for status in &done {
+            match served.statuses.iter_mut().find(|s| s.cube == status.cube) {
+                Some(s) => *s = status.clone(),
+                None => served.statuses.push(status.clone()),
+            }
+        }
+        cube::register_status(&self.ctx, &served.statuses)?;
+        Ok(done)
+    }
+
+    /// Polls the warehouse every `every`: refreshes when its inputs change, and the cubes
+    /// whose schedule is due; runs until the process ends.
     pub async fn poll(self: Arc<Self>, every: Duration) {
+        let mut last = crate::objects::now_ms();
         loop {
             tokio::time::sleep(every).await;
             match self.refresh_if_changed(false).await {
@@ -142,6 +205,16 @@ impl Refresher {
                 Ok(None) => {}
                 Err(e) => log::error!("refresh: {e}"),
             }
+            let now = crate::objects::now_ms();
+            match self.refresh_scheduled(last, now).await {
+                Ok(cubes) => {
+                    for c in cubes {
+                        log::info!("cube {}: {}", c.cube, c.status());
+                    }
+                }
+                Err(e) => log::error!("scheduled refresh: {e}"),
+            }
+            last = now;
         }
     }
 }

@@ -546,6 +546,18 @@ async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
 async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_bad_input() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
     let root = copy.path();
+    // sku_campaign is refreshed on a schedule only (06:00 on 1 January, Asia/Shanghai).
+    let model_file = root.join("model/model.toml");
+    let model = std::fs::read_to_string(&model_file).expect("model");
+    std::fs::write(
+        &model_file,
+        model.replacen(
+            "name = \"sku_campaign\"\n",
+            "name = \"sku_campaign\"\nschedule = \"0 6 1 1 *\"\n",
+            1,
+        ),
+    )
+    .expect("write model");
     let (refresher, _) = amoeba_engine::Refresher::open(
         Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
     )
@@ -562,7 +574,22 @@ async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_b
         }
     };
     let lines = "SELECT CAST(COUNT(*) AS TEXT) FROM order_lines";
-    let version = "SELECT version FROM amoeba_cubes WHERE cube = 'sku_campaign'";
+    let version = "SELECT version FROM amoeba_cubes WHERE cube = 'shop_daily'";
+    let scheduled = "SELECT version FROM amoeba_cubes WHERE cube = 'sku_campaign'";
+    let by_sku =
+        "EXPLAIN SELECT sku, SUM(net_profit) FROM pnl WHERE month = '2025-12' GROUP BY sku";
+    let plan = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client.query(sql, &[]).await.expect(sql);
+            rows.iter()
+                .map(|r| r.get::<_, String>(1))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert!(plan(by_sku).await.contains("cubes.sku_campaign"));
+    let scheduled_before = count(scheduled).await;
     let (lines_before, version_before) = (count(lines).await, count(version).await);
     assert!(
         refresher
@@ -589,6 +616,27 @@ async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_b
         lines_before,
         "the new orders are served"
     );
+    // The scheduled cube waits for its time: not rebuilt, so not routed to (the ledger answers).
+    assert_eq!(count(scheduled).await, scheduled_before);
+    assert!(!plan(by_sku).await.contains("cubes.sku_campaign"));
+    let six = |minute: u64| {
+        // 2026-01-01 06:00 Asia/Shanghai = 2025-12-31 22:00 UTC, in Unix ms.
+        (1_767_218_400 + minute * 60) * 1000
+    };
+    assert!(
+        refresher
+            .refresh_scheduled(six(1), six(30))
+            .await
+            .expect("not due")
+            .is_empty()
+    );
+    let done = refresher
+        .refresh_scheduled(six(0) - 1000, six(1))
+        .await
+        .expect("due");
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_ne!(count(scheduled).await, scheduled_before);
+    assert!(plan(by_sku).await.contains("cubes.sku_campaign"));
     let routed = client
         .query_one(
             "SELECT CAST(SUM(net_profit) AS TEXT) FROM pnl WHERE month = '2025-12'",

@@ -39,7 +39,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -75,6 +75,9 @@ pub struct RefreshOptions {
     pub full: bool,
     /// When the newest input file landed (Unix ms), for the staleness column.
     pub inputs_newest_ms: Option<u64>,
+    /// Leave the cubes refreshed on a schedule only (not on new exports) as they are, if
+    /// they have a version (what the poller does when exports land).
+    pub skip_scheduled: bool,
 }
 
 /// What a refresh did to a cube.
@@ -147,11 +150,19 @@ pub async fn refresh(
             reason: format!("no such cube in the model (cubes: {})", known.join(", ")),
         });
     }
-    let cubes: Vec<&CubeDef> = model
-        .cubes
-        .iter()
-        .filter(|c| options.only.as_ref().is_none_or(|o| *o == c.name))
-        .collect();
+    let mut cubes: Vec<&CubeDef> = Vec::new();
+    for c in &model.cubes {
+        if options.only.as_ref().is_some_and(|o| *o != c.name) {
+            continue;
+        }
+        if options.skip_scheduled
+            && !c.on_new_exports
+            && current_manifest(warehouse, &c.name).await?.is_some()
+        {
+            continue;
+        }
+        cubes.push(c);
+    }
     let needs = |s: DimensionSource| cubes.iter().any(|c| c.uses(s));
     let inputs = Inputs {
         skus: if needs(DimensionSource::SkuMaster) {
@@ -493,17 +504,12 @@ pub async fn register(
     let catalog = ctx
         .catalog(CATALOG_NAME)
         .ok_or_else(|| EngineError::setup(format!("no catalog {CATALOG_NAME}")))?;
-    if catalog.schema(CUBES_SCHEMA).is_none() {
-        catalog.register_schema(CUBES_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
-    }
+    // A new schema, filled, then swapped in whole: a reader sees the old cubes or the new.
+    let schema = Arc::new(MemorySchemaProvider::new());
     let mut out = Vec::new();
     let mut routes = Vec::new();
     for def in &model.cubes {
         let manifest = current_manifest(warehouse, &def.name).await?;
-        let name = format!("{CUBES_SCHEMA}.{}", def.name);
-        if ctx.table_exist(name.as_str())? {
-            ctx.deregister_table(name.as_str())?;
-        }
         if let Some(m) = &manifest {
             let table = listing_table(ctx, warehouse, def, m)?;
             if ledger.is_some_and(|l| built_from(m, l)) {
@@ -521,11 +527,16 @@ pub async fn register(
             exprs.extend(plan::kpi_exprs(def));
             let refs: Vec<&str> = exprs.iter().map(String::as_str).collect();
             let view = df.select_exprs(&refs)?.into_view();
-            ctx.register_table(name.as_str(), view)?;
+            schema.register_table(def.name.clone(), view)?;
         }
         out.push((def.name.clone(), manifest));
     }
-    if let Some(r) = ctx.state().config().get_extension::<CubeRoutes>() {
+    let routes_of = ctx.state().config().get_extension::<CubeRoutes>();
+    if let Some(r) = &routes_of {
+        r.set(Vec::new());
+    }
+    catalog.register_schema(CUBES_SCHEMA, schema)?;
+    if let Some(r) = routes_of {
         r.set(routes);
     }
     Ok(out)
