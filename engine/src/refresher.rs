@@ -133,6 +133,7 @@ impl Refresher {
         for def in &model.cubes {
             statuses.push(CubeStatus {
                 cube: def.name.clone(),
+                refresh: cube::refresh_policy(def),
                 manifest: cube::current_manifest(&self.warehouse, &def.name).await?,
                 outcome: Outcome::Failed(error.to_string()),
                 refresh_ms: 0,

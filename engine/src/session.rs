@@ -139,6 +139,7 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
             if !statuses.iter().any(|s| s.cube == def.name) {
                 statuses.push(CubeStatus {
                     cube: def.name.clone(),
+                    refresh: cube::refresh_policy(def),
                     manifest: cube::current_manifest(warehouse, &def.name).await?,
                     outcome: cube::Outcome::Fresh,
                     refresh_ms: 0,

@@ -590,6 +590,14 @@ async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_b
     };
     assert!(plan(by_sku).await.contains("cubes.sku_campaign"));
     let scheduled_before = count(scheduled).await;
+    assert_eq!(
+        count("SELECT refresh FROM amoeba_cubes WHERE cube = 'sku_campaign'").await,
+        "schedule 0 6 1 1 * (Asia/Shanghai)"
+    );
+    assert_eq!(
+        count("SELECT refresh FROM amoeba_cubes WHERE cube = 'shop_daily'").await,
+        "on new exports"
+    );
     let (lines_before, version_before) = (count(lines).await, count(version).await);
     assert!(
         refresher

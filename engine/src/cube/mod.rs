@@ -96,6 +96,8 @@ pub enum Outcome {
 pub struct CubeStatus {
     /// The cube.
     pub cube: String,
+    /// When it is refreshed: `on new exports`, `schedule <cron>`, or both.
+    pub refresh: String,
     /// The served version's manifest, if one is published.
     pub manifest: Option<CubeManifest>,
     /// What the last refresh did.
@@ -110,6 +112,21 @@ pub struct CubeStatus {
     pub checks: Vec<CheckRow>,
     /// When the newest input landed (Unix ms).
     pub inputs_newest_ms: Option<u64>,
+}
+
+/// When `def` is refreshed, in words.
+pub fn refresh_policy(def: &CubeDef) -> String {
+    let mut parts = Vec::new();
+    if def.on_new_exports {
+        parts.push("on new exports".to_string());
+    }
+    if let Some(s) = &def.schedule {
+        parts.push(format!("schedule {} (Asia/Shanghai)", s.as_str()));
+    }
+    if parts.is_empty() {
+        parts.push("manual (amoeba refresh)".to_string());
+    }
+    parts.join(", ")
 }
 
 impl CubeStatus {
@@ -205,6 +222,7 @@ pub async fn refresh(
         let manifest = current_manifest(warehouse, &def.name).await.unwrap_or(None);
         let status = CubeStatus {
             cube: def.name.clone(),
+            refresh: refresh_policy(def),
             manifest,
             outcome,
             refresh_ms: elapsed_ms(started),
@@ -547,6 +565,7 @@ fn status_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("cube", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
+        Field::new("refresh", DataType::Utf8, false),
         Field::new("version", DataType::Utf8, true),
         Field::new("rows", DataType::Int64, true),
         Field::new("months", DataType::Int64, true),
@@ -573,6 +592,9 @@ pub fn register_status(ctx: &SessionContext, statuses: &[CubeStatus]) -> Result<
         )),
         Arc::new(StringArray::from_iter_values(
             statuses.iter().map(|s| s.status()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            statuses.iter().map(|s| s.refresh.as_str()),
         )),
         Arc::new(StringArray::from(
             statuses
