@@ -126,22 +126,6 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.column() == column)
     }
 
-    /// The coarser levels this one determines (a value of `self` has one value of each):
-    /// a cube row at this level can be summed up into them.
-    pub fn determines(self) -> &'static [Dimension] {
-        use Dimension::*;
-        match self {
-            Date => &[Week, Month, Quarter, Year],
-            Month => &[Quarter, Year],
-            Quarter => &[Year],
-            ShopId => &[Platform],
-            Sku => &[Spu, Category, Brand],
-            Spu => &[Category],
-            UnitId => &[ParentUnitId],
-            Week | Year | Platform | Brand | Category | Campaign | ParentUnitId => &[],
-        }
-    }
-
     /// Where the value comes from.
     pub fn source(self) -> DimensionSource {
         use Dimension::*;

@@ -84,11 +84,6 @@ impl CubeRoutes {
     pub(crate) fn routes(&self) -> Vec<Route> {
         self.routes.read().map(|r| r.clone()).unwrap_or_default()
     }
-
-    /// The names of the cubes routed to.
-    pub fn names(&self) -> Vec<String> {
-        self.routes().into_iter().map(|r| r.def.name).collect()
-    }
 }
 
 /// The analyzer rule.
