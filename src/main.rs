@@ -326,12 +326,11 @@ async fn serve(warehouse: &str, listen: &str, poll_seconds: u64) -> CliResult<()
     let (host, port) = amoeba_engine::parse_listen(listen)?;
     println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
     let refresher = Arc::new(refresher);
-    let ctx = refresher.ctx();
     if poll_seconds > 0 {
         println!("refreshing when inputs change (checked every {poll_seconds}s)");
-        tokio::spawn(refresher.poll(std::time::Duration::from_secs(poll_seconds)));
+        tokio::spawn(Arc::clone(&refresher).poll(std::time::Duration::from_secs(poll_seconds)));
     }
-    amoeba_engine::serve(ctx, listen).await?;
+    amoeba_engine::serve_refreshing(refresher, listen).await?;
     Ok(())
 }
 

@@ -30,6 +30,7 @@ pub mod model;
 pub mod schedule;
 mod source_table;
 pub mod unified;
+pub mod users;
 mod warehouse;
 
 pub use catalog::{Catalog, MAPPINGS_DIR, RAW_SCHEMA};
@@ -40,4 +41,5 @@ pub use mapping::Mapping;
 pub use model::{MODEL_FILE, Model};
 pub use source_table::{PARTITION_COLUMNS, SourceTable};
 pub use unified::{UNIFIED_VIEWS, UnifiedColumn, UnifiedType, UnifiedView, unified_view};
+pub use users::{Role, User};
 pub use warehouse::Warehouse;

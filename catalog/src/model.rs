@@ -13,6 +13,8 @@
 //! [[step_down]]    service units whose remaining cost moves to the units they serve, in order
 //! [[settlements]]  provider → receivers: per_order, per_kg, per_unit, pct_net_sales,
 //!                  cost_plus_cogs, fixed_monthly; each with effective dates
+//! [[cubes]]        the P&L cuts materialized under cubes/<name>/ (see `cube`)
+//! [[users]]        name, role = admin | analyst | unit_leader, unit (see `users`)
 //! ```
 //!
 //! Parsing checks everything a later step relies on — every unit a rule names exists, the tree
@@ -26,6 +28,7 @@ use toml::Spanned;
 
 use crate::cube::{CubeDef, LEDGER_ACCOUNTS, RawCube};
 use crate::error::{CatalogError, Result};
+use crate::users::{RawUser, User};
 
 /// Where a warehouse keeps its model.
 pub const MODEL_FILE: &str = "model/model.toml";
@@ -65,6 +68,8 @@ pub struct Model {
     pub settlements: Vec<Settlement>,
     /// Cubes to materialize.
     pub cubes: Vec<CubeDef>,
+    /// Who may connect, and their roles.
+    pub users: Vec<User>,
 }
 
 /// FIFO layers or a moving weighted average, per SKU and warehouse.
@@ -332,6 +337,11 @@ impl Model {
         self.cubes.iter().find(|c| c.name == name)
     }
 
+    /// A declared user by name.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
     /// The unit and its descendants.
     pub fn subtree(&self, id: &str) -> Vec<String> {
         let mut out = vec![id.to_string()];
@@ -371,6 +381,8 @@ struct RawModel {
     settlements: Vec<Spanned<RawSettlement>>,
     #[serde(default)]
     cubes: Vec<Spanned<RawCube>>,
+    #[serde(default)]
+    users: Vec<Spanned<RawUser>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -679,6 +691,7 @@ impl Validator<'_> {
             step_down,
             settlements,
             cubes: Vec::new(),
+            users: Vec::new(),
         };
         let accounts = model.accounts();
         for (i, c) in raw.cubes.iter().enumerate() {
@@ -694,6 +707,14 @@ impl Validator<'_> {
                 ));
             }
             model.cubes.push(cube);
+        }
+        for (i, u) in raw.users.iter().enumerate() {
+            let user =
+                crate::users::validate(u.get_ref(), &model.users, |id| model.unit(id).is_some())
+                    .map_err(|(k, reason)| {
+                        self.err(u.span(), &format!("users[{i}].{k}"), reason)
+                    })?;
+            model.users.push(user);
         }
         Ok(model)
     }
@@ -1160,6 +1181,53 @@ grouping_sets = [["parent_unit_id"], ["unit_id", "parent_unit_id"], []]
             e.contains("cubes[1].name") && e.contains("declared twice"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn users_have_roles_and_leaders_lead_a_known_unit() {
+        let users = "\n[[users]]\nname = \"boss\"\nrole = \"admin\"\n\n\
+                     [[users]]\nname = \"li\"\nrole = \"unit_leader\"\nunit = \"P1\"\n";
+        let m = Model::parse("model.toml", &format!("{SMALL}{users}")).expect("users");
+        assert_eq!(m.user("boss").map(|u| u.role), Some(crate::Role::Admin));
+        let li = m.user("li").expect("li");
+        assert_eq!(
+            (li.role, li.unit.as_deref()),
+            (crate::Role::UnitLeader, Some("P1"))
+        );
+        assert!(m.user("nobody").is_none());
+
+        for (bad, key, says) in [
+            (
+                users.replace("\"P1\"", "\"P9\""),
+                "users[1].unit",
+                "unknown unit 'P9'",
+            ),
+            (
+                users.replace("unit = \"P1\"\n", ""),
+                "users[1].unit",
+                "name the unit",
+            ),
+            (
+                users.replace("\"li\"", "\"boss\""),
+                "users[1].name",
+                "declared twice",
+            ),
+            (
+                users.replace("\"unit_leader\"", "\"analyst\""),
+                "users[1].unit",
+                "only a unit_leader",
+            ),
+            (
+                users.replace("\"admin\"", "\"root\""),
+                "model.toml:",
+                "unknown variant",
+            ),
+        ] {
+            let e = Model::parse("model.toml", &format!("{SMALL}{bad}"))
+                .expect_err(says)
+                .to_string();
+            assert!(e.contains(key) && e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -131,19 +131,15 @@ impl Refresher {
     async fn record_failure(&self, model: &Model, error: &EngineError) -> Result<()> {
         let mut statuses = Vec::new();
         for def in &model.cubes {
-            statuses.push(CubeStatus {
-                cube: def.name.clone(),
-                refresh: cube::refresh_policy(def),
-                manifest: cube::current_manifest(&self.warehouse, &def.name).await?,
-                outcome: Outcome::Failed(error.to_string()),
-                refresh_ms: 0,
-                recovered: Vec::new(),
-                expired: Vec::new(),
-                checks: Vec::new(),
-                inputs_newest_ms: None,
-            });
+            let failed = Outcome::Failed(error.to_string());
+            statuses.push(CubeStatus::unrefreshed(&self.warehouse, def, failed).await?);
         }
         cube::register_status(&self.ctx, &statuses)
+    }
+
+    /// The model of the served state.
+    pub async fn model(&self) -> Option<Model> {
+        self.served.lock().await.model.clone()
     }
 
     /// Refreshes the cubes whose schedule has a due minute in `(after_ms, until_ms]`, from
@@ -163,24 +159,60 @@ impl Refresher {
             })
             .map(|c| c.name.clone())
             .collect();
-        if due.is_empty() {
+        for name in &due {
+            log::info!("cube {name}: scheduled refresh");
+        }
+        self.refresh_named(&mut served, &model, &due, false).await
+    }
+
+    /// Refreshes the cube `name` (every cube with `None`) now, whatever its schedule — after
+    /// picking up inputs that changed (`REFRESH CUBE`); `full` rebuilds every month. Returns
+    /// the refreshed cubes' statuses.
+    pub async fn refresh_cubes(&self, name: Option<&str>, full: bool) -> Result<Vec<CubeStatus>> {
+        self.refresh_if_changed(false).await?;
+        let mut served = self.served.lock().await;
+        let Some(model) = served.model.clone() else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = match name {
+            Some(n) => {
+                if model.cube(n).is_none() {
+                    return Err(EngineError::Cube {
+                        cube: n.to_string(),
+                        reason: "not declared in the model".to_string(),
+                    });
+                }
+                vec![n.to_string()]
+            }
+            None => model.cubes.iter().map(|c| c.name.clone()).collect(),
+        };
+        self.refresh_named(&mut served, &model, &names, full).await
+    }
+
+    /// Refreshes `names` from the published ledger and serves the result.
+    async fn refresh_named(
+        &self,
+        served: &mut ServedState,
+        model: &Model,
+        names: &[String],
+        full: bool,
+    ) -> Result<Vec<CubeStatus>> {
+        if names.is_empty() {
             return Ok(Vec::new());
         }
         let Some(ledger) = crate::ledger::current_manifest(&self.warehouse).await? else {
             return Ok(Vec::new());
         };
         let mut done = Vec::new();
-        for name in due {
-            log::info!("cube {name}: scheduled refresh");
+        for name in names {
             let options = RefreshOptions {
-                only: Some(name),
+                only: Some(name.clone()),
+                full,
                 ..RefreshOptions::default()
             };
-            done.extend(
-                cube::refresh(&self.ctx, &self.warehouse, &model, &ledger, &options).await?,
-            );
+            done.extend(cube::refresh(&self.ctx, &self.warehouse, model, &ledger, &options).await?);
         }
-        cube::register(&self.ctx, &self.warehouse, &model, Some(&ledger)).await?;
+        cube::register(&self.ctx, &self.warehouse, model, Some(&ledger)).await?;
         for status in &done {
             match served.statuses.iter_mut().find(|s| s.cube == status.cube) {
                 Some(s) => *s = status.clone(),

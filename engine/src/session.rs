@@ -137,17 +137,10 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
         let mut statuses = served.cubes.clone();
         for def in &model.cubes {
             if !statuses.iter().any(|s| s.cube == def.name) {
-                statuses.push(CubeStatus {
-                    cube: def.name.clone(),
-                    refresh: cube::refresh_policy(def),
-                    manifest: cube::current_manifest(warehouse, &def.name).await?,
-                    outcome: cube::Outcome::Fresh,
-                    refresh_ms: 0,
-                    recovered: Vec::new(),
-                    expired: Vec::new(),
-                    checks: Vec::new(),
-                    inputs_newest_ms: options.inputs_newest_ms,
-                });
+                let mut status =
+                    CubeStatus::unrefreshed(warehouse, def, cube::Outcome::Fresh).await?;
+                status.inputs_newest_ms = options.inputs_newest_ms;
+                statuses.push(status);
             }
         }
         cube::register_status(&served.ctx, &statuses)?;

@@ -564,7 +564,8 @@ async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_b
     .await
     .expect("open");
     let refresher = std::sync::Arc::new(refresher);
-    let server = crate::support::TestServer::start(refresher.ctx().as_ref().clone()).await;
+    let server =
+        crate::support::TestServer::start_refreshing(std::sync::Arc::clone(&refresher)).await;
     let client = server.client().await;
     let count = |sql: &'static str| {
         let client = &client;
@@ -662,6 +663,77 @@ async fn a_served_warehouse_refreshes_when_exports_land_and_keeps_its_state_on_b
         .expect("ledger")
         .get::<_, Option<String>>(0);
     assert_eq!(routed, ledger);
+
+    // REFRESH CUBE over SQL: admins only, in the simple and the extended protocol.
+    let sqlstate = |e: tokio_postgres::Error| {
+        let db = e.as_db_error().cloned();
+        db.map(|d| (d.code().code().to_string(), d.message().to_string()))
+            .unwrap_or_default()
+    };
+    let analyst = server.client_as("analyst").await;
+    let (code, message) = sqlstate(
+        analyst
+            .simple_query("REFRESH CUBE shop_daily")
+            .await
+            .expect_err("an analyst may not refresh"),
+    );
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("user 'analyst' is analyst"), "{message}");
+    let stranger = server.client_as("mallory").await;
+    let (code, message) = sqlstate(
+        stranger
+            .query("REFRESH CUBE shop_daily", &[])
+            .await
+            .expect_err("an unknown user may not refresh"),
+    );
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("not declared"), "{message}");
+    for (sql, expected) in [
+        ("REFRESH CUBE no_such_cube", "42704"),
+        ("REFRESH CUBE", "42601"),
+        ("REFRESH CUBES shop_daily", "42601"),
+    ] {
+        let (code, message) = sqlstate(client.simple_query(sql).await.expect_err(sql));
+        assert_eq!(code, expected, "{sql}: {message}");
+    }
+    // Nothing changed: the extended protocol (as drivers that prepare every statement send
+    // it) answers with the cube's row of amoeba_cubes, not rebuilt.
+    let rows = client
+        .query("refresh cube shop_daily", &[])
+        .await
+        .expect("refresh cube over the extended protocol");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>("cube"), "shop_daily");
+    assert_eq!(rows[0].get::<_, String>("status"), "fresh");
+    let months = rows[0].get::<_, Option<i64>>("months").unwrap_or(0);
+    assert!(months > 1, "{months}");
+    // FULL rebuilds every month, publishes a new version and keeps it routed to.
+    let scheduled_before = count(scheduled).await;
+    let answer = client
+        .simple_query("REFRESH CUBE sku_campaign FULL;")
+        .await
+        .expect("refresh cube full");
+    let row = answer
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .expect("a row");
+    assert_eq!(row.get("status"), Some("rebuilt"));
+    let rebuilt = row.get("rebuilt_months").unwrap_or("").split(',').count();
+    let months = row
+        .get("months")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(0);
+    assert_eq!(rebuilt, months, "FULL rebuilds every month");
+    assert_ne!(count(scheduled).await, scheduled_before);
+    assert_eq!(
+        Some(count(scheduled).await.as_str()),
+        row.get("version"),
+        "amoeba_cubes serves the new version"
+    );
+    assert!(plan(by_sku).await.contains("cubes.sku_campaign"));
 
     // A bad model: the refresh fails, the last good state stays served and says why.
     let model_file = root.join("model/model.toml");

@@ -29,7 +29,7 @@ pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
         .join(&name);
     // Bump the marker when the generator writes something new (v2: model/model.toml, v3: its
     // cubes).
-    let done = dir.join(".generated-v3");
+    let done = dir.join(".generated-v4");
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         amoeba_data::generate(&amoeba_data::GenOptions {
@@ -162,6 +162,7 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
+    /// Serves a fixed session.
     pub(crate) async fn start(ctx: SessionContext) -> TestServer {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -174,10 +175,29 @@ impl TestServer {
         TestServer { port, task }
     }
 
+    /// Serves a refreshed warehouse, as `amoeba serve` does (admins may `REFRESH CUBE`).
+    pub(crate) async fn start_refreshing(refresher: Arc<amoeba_engine::Refresher>) -> TestServer {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let task = tokio::spawn(async move {
+            if let Err(e) = amoeba_engine::serve_refreshing(refresher, &listen).await {
+                panic!("server failed: {e}");
+            }
+        });
+        wait_for_port(port, Duration::from_secs(30)).await;
+        TestServer { port, task }
+    }
+
+    /// A client connected as `amoeba` (the default model's admin).
     pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        self.client_as("amoeba").await
+    }
+
+    /// A client connected as `user`.
+    pub(crate) async fn client_as(&self, user: &str) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(
             &format!(
-                "host=127.0.0.1 port={} user=amoeba dbname=amoeba",
+                "host=127.0.0.1 port={} user={user} dbname=amoeba",
                 self.port
             ),
             tokio_postgres::NoTls,

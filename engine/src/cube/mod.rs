@@ -130,6 +130,25 @@ pub fn refresh_policy(def: &CubeDef) -> String {
 }
 
 impl CubeStatus {
+    /// The status of a cube this refresh did not rebuild: its published version, if any.
+    pub(crate) async fn unrefreshed(
+        warehouse: &Warehouse,
+        def: &CubeDef,
+        outcome: Outcome,
+    ) -> Result<CubeStatus> {
+        Ok(CubeStatus {
+            cube: def.name.clone(),
+            refresh: refresh_policy(def),
+            manifest: current_manifest(warehouse, &def.name).await?,
+            outcome,
+            refresh_ms: 0,
+            recovered: Vec::new(),
+            expired: Vec::new(),
+            checks: Vec::new(),
+            inputs_newest_ms: None,
+        })
+    }
+
     /// `rebuilt`, `fresh`, `failed` or `empty` (never built).
     pub fn status(&self) -> &'static str {
         match (&self.outcome, &self.manifest) {
@@ -564,9 +583,10 @@ pub async fn register(
     Ok(out)
 }
 
-fn status_schema() -> SchemaRef {
+/// The columns of `amoeba_cubes` (and of the answer to `REFRESH CUBE`).
+pub(crate) fn status_schema() -> Schema {
     let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
-    Arc::new(Schema::new(vec![
+    Schema::new(vec![
         Field::new("cube", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("refresh", DataType::Utf8, false),
@@ -580,106 +600,73 @@ fn status_schema() -> SchemaRef {
         Field::new("inputs_newest", ts(), true),
         Field::new("staleness_s", DataType::Int64, true),
         Field::new("last_error", DataType::Utf8, true),
-    ]))
+    ])
+}
+
+/// One row of `amoeba_cubes` per status.
+pub(crate) fn status_batch(statuses: &[CubeStatus]) -> Result<RecordBatch> {
+    let now = now_ms();
+    let i64_of = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let text = |f: &dyn Fn(&CubeStatus) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            statuses.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let int = |f: &dyn Fn(&CubeStatus) -> Option<u64>| -> ArrayRef {
+        Arc::new(Int64Array::from(
+            statuses
+                .iter()
+                .map(|s| f(s).map(i64_of))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let time = |f: &dyn Fn(&CubeStatus) -> Option<u64>| -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from(
+            statuses
+                .iter()
+                .map(|s| f(s).map(i64_of))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        text(&|s| Some(s.cube.clone())),
+        text(&|s| Some(s.status().to_string())),
+        text(&|s| Some(s.refresh.clone())),
+        text(&|s| s.manifest.as_ref().map(|m| m.version.clone())),
+        int(&|s| s.manifest.as_ref().map(CubeManifest::rows)),
+        int(&|s| s.manifest.as_ref().map(|m| m.partitions.len() as u64)),
+        text(&|s| s.manifest.as_ref().map(|m| m.rebuilt.join(","))),
+        time(&|s| s.manifest.as_ref().map(|m| m.built_at_ms)),
+        int(&|s| s.manifest.as_ref().map(|m| m.build_ms)),
+        text(&|s| s.manifest.as_ref().map(|m| m.ledger_version.clone())),
+        time(&|s| s.inputs_newest_ms),
+        // How long inputs newer than the served version have been waiting.
+        int(&|s| {
+            let newest = s.inputs_newest_ms?;
+            let built = s.manifest.as_ref().map_or(0, |m| m.built_at_ms);
+            Some(if built >= newest {
+                0
+            } else {
+                now.saturating_sub(newest) / 1000
+            })
+        }),
+        text(&|s| match &s.outcome {
+            Outcome::Failed(e) => Some(e.clone()),
+            _ => None,
+        }),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(status_schema()), cols)?)
 }
 
 /// Registers (or replaces) `amoeba_cubes` with `statuses`.
 pub fn register_status(ctx: &SessionContext, statuses: &[CubeStatus]) -> Result<()> {
-    let i64_of = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let now = now_ms();
-    fn m(s: &CubeStatus) -> Option<&CubeManifest> {
-        s.manifest.as_ref()
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            statuses.iter().map(|s| s.cube.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            statuses.iter().map(|s| s.status()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            statuses.iter().map(|s| s.refresh.as_str()),
-        )),
-        Arc::new(StringArray::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| m.version.clone()))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| i64_of(m.rows())))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| m.partitions.len() as i64))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| m.rebuilt.join(",")))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(TimestampMillisecondArray::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| i64_of(m.built_at_ms)))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| i64_of(m.build_ms)))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            statuses
-                .iter()
-                .map(|s| m(s).map(|m| m.ledger_version.clone()))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(TimestampMillisecondArray::from(
-            statuses
-                .iter()
-                .map(|s| s.inputs_newest_ms.map(i64_of))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            statuses
-                .iter()
-                .map(|s| {
-                    // How long inputs newer than the served version have been waiting.
-                    let newest = s.inputs_newest_ms?;
-                    let built = m(s).map_or(0, |m| m.built_at_ms);
-                    Some(if built >= newest {
-                        0
-                    } else {
-                        i64_of(now.saturating_sub(newest) / 1000)
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            statuses
-                .iter()
-                .map(|s| match &s.outcome {
-                    Outcome::Failed(e) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    let batch = RecordBatch::try_new(status_schema(), cols)?;
+    let batch = status_batch(statuses)?;
     if ctx.table_exist(CUBES_TABLE)? {
         ctx.deregister_table(CUBES_TABLE)?;
     }
     ctx.register_table(
         CUBES_TABLE,
-        Arc::new(MemTable::try_new(status_schema(), vec![vec![batch]])?),
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?),
     )?;
     Ok(())
 }

@@ -1,0 +1,257 @@
+//! The pgwire handlers: datafusion-postgres's session service, with Amoeba's administrative
+//! commands in front of it.
+//!
+//! ```text
+//!  client ──► AmoebaHandlers
+//!               ├─ startup: no authentication yet (roles are looked up by the startup user)
+//!               ├─ simple query ──► AdminCommand? ──yes──► admin::run ──► rows
+//!               │                        └─no──► DfSessionService (SQL, pg_catalog, SET/SHOW…)
+//!               └─ extended: parse ──► AdminCommand? ──yes──► statement without a plan
+//!                            execute ──► (no plan and an AdminCommand) ──► admin::run
+//! ```
+//!
+//! Everything that is not an administrative command goes to `DfSessionService` unchanged, so
+//! the SQL behaviour is datafusion-postgres's (and pinned by the `.slt` files).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, METADATA_USER,
+    PgWireServerHandlers, Type,
+};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::Sink;
+
+use super::admin::AdminCommand;
+use crate::Refresher;
+use crate::cube;
+
+/// A statement as datafusion-postgres keeps it: the text, and its parse and plan (none for an
+/// administrative command).
+type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// The handlers of one server.
+pub(crate) struct AmoebaHandlers {
+    service: Arc<AmoebaService>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl AmoebaHandlers {
+    pub(crate) fn new(ctx: Arc<SessionContext>, refresher: Option<Arc<Refresher>>) -> Self {
+        let sql = Arc::new(DfSessionService::new(ctx));
+        let connections = Arc::new(ConnectionManager::new());
+        AmoebaHandlers {
+            service: Arc::new(AmoebaService {
+                parser: Arc::new(AmoebaParser {
+                    sql: sql.query_parser(),
+                }),
+                sql,
+                refresher,
+            }),
+            startup: Arc::new(Startup {
+                connections: Arc::clone(&connections),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for AmoebaHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.service)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.service)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(LoggingErrorHandler)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancel)
+    }
+}
+
+/// Accepts every connection (authentication is the frontend issue's); registers it so that
+/// cancel requests find it.
+struct Startup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(Arc::clone(&self.connections))
+    }
+}
+
+struct LoggingErrorHandler;
+
+impl ErrorHandler for LoggingErrorHandler {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        log::info!(
+            "to {} ({}): {error}",
+            client.socket_addr(),
+            user_of(client).unwrap_or("?")
+        );
+    }
+}
+
+fn user_of<C: ClientInfo + ?Sized>(client: &C) -> Option<&str> {
+    client.metadata().get(METADATA_USER).map(String::as_str)
+}
+
+/// The query service: administrative commands, then SQL.
+struct AmoebaService {
+    sql: Arc<DfSessionService>,
+    parser: Arc<AmoebaParser>,
+    refresher: Option<Arc<Refresher>>,
+}
+
+impl AmoebaService {
+    async fn admin<C: ClientInfo>(
+        &self,
+        client: &C,
+        command: &AdminCommand,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        let batch = command
+            .run(self.refresher.as_ref(), user_of(client))
+            .await?;
+        let ctx = SessionContext::new();
+        let df = ctx
+            .read_batch(batch)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        Ok(Response::Query(
+            encode_dataframe(df, format, Some(options)).await?,
+        ))
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for AmoebaService {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match AdminCommand::parse(query) {
+            Some(command) => Ok(vec![
+                self.admin(client, &command?, &Format::UnifiedText).await?,
+            ]),
+            None => SimpleQueryHandler::do_query(self.sql.as_ref(), client, query).await,
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for AmoebaService {
+    type Statement = DfStatement;
+    type QueryParser = AmoebaParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (text, plan) = &portal.statement.statement;
+        if plan.is_none()
+            && let Some(command) = AdminCommand::parse(text)
+        {
+            return self
+                .admin(client, &command?, &portal.result_column_format)
+                .await;
+        }
+        ExtendedQueryHandler::do_query(self.sql.as_ref(), client, portal, max_rows).await
+    }
+}
+
+/// datafusion-postgres's parser, with administrative commands kept as statements without a
+/// plan (it would reject them).
+pub(crate) struct AmoebaParser {
+    sql: Arc<Parser>,
+}
+
+#[async_trait]
+impl QueryParser for AmoebaParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        match AdminCommand::parse(sql) {
+            Some(command) => {
+                command?;
+                Ok(Some((sql.to_string(), None)))
+            }
+            None => self.sql.parse_sql(client, sql, types).await,
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.sql.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            (text, None) if AdminCommand::parse(text).is_some() => arrow_schema_to_pg_fields(
+                &cube::status_schema(),
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            _ => self.sql.get_result_schema(stmt, column_format),
+        }
+    }
+}
