@@ -4,7 +4,8 @@
 //! amoeba demo                       generate ./warehouse if empty, then serve it on 127.0.0.1:5433
 //! amoeba gen --scale 1 --seed 7 --out ./warehouse
 //! amoeba gen --worked-example --out ./worked-example   the hand-checked example of docs/model.md
-//! amoeba serve --warehouse W --listen 127.0.0.1:5433
+//! amoeba serve --warehouse W --listen 127.0.0.1:5433 [--auth scram|trust] [--tls-cert C --tls-key K]
+//! amoeba password                   the SCRAM verifier of a password read from stdin
 //! amoeba ledger --warehouse W       build the ledger, publish it as Parquet, print the checks
 //! amoeba refresh --warehouse W [CUBE] [--full]   publish the ledger, refresh the cubes
 //! amoeba check --warehouse W        the reconciliation report; exit 1 if a check fails
@@ -19,9 +20,9 @@ use std::time::Instant;
 use std::collections::BTreeMap;
 
 use amoeba_catalog::Warehouse;
-use amoeba_engine::LedgerMode;
 use amoeba_engine::cube::{CubeStatus, Outcome, RefreshOptions};
 use amoeba_engine::ledger::{CheckRow, Status};
+use amoeba_engine::{Auth, Credentials, LedgerMode, ScramVerifier, ServerConfig};
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -58,14 +59,16 @@ enum Command {
         /// Warehouse location: a directory, file://… or s3://bucket/prefix.
         #[arg(long, env = "AMOEBA_WAREHOUSE", default_value = "./warehouse")]
         warehouse: String,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:5433")]
-        listen: String,
         /// Look for new or changed inputs every this many seconds and refresh the ledger and
         /// the cubes when there are (0: never).
         #[arg(long, env = "AMOEBA_POLL_SECONDS", default_value_t = 60)]
         poll_seconds: u64,
+        #[command(flatten)]
+        frontend: Frontend,
     },
+    /// Print the SCRAM-SHA-256 verifier of a password read from stdin, for `password = "…"`
+    /// in the model's [[users]] (the model never holds the password itself).
+    Password,
     /// Generate synthetic platform exports (and their truth) into a directory.
     Gen {
         /// Scale (1 ≈ one year, 1,000,000 order lines, 40 shops, 5,000 SKUs).
@@ -116,6 +119,44 @@ enum Command {
         /// The query.
         sql: String,
     },
+}
+
+/// How `amoeba serve` listens and whom it lets in.
+#[derive(clap::Args)]
+struct Frontend {
+    /// Address to listen on.
+    #[arg(long, env = "AMOEBA_LISTEN", default_value = "127.0.0.1:5433")]
+    listen: String,
+    /// Authentication: `scram` (SCRAM-SHA-256 against the model's [[users]]: their `password`
+    /// verifier or the variable named by `password_env`) or `trust` (no password; only for a
+    /// server nobody else can reach).
+    #[arg(long, env = "AMOEBA_AUTH", default_value = "scram", value_parser = ["scram", "trust"])]
+    auth: String,
+    /// PEM certificate chain: TLS is offered (with --tls-key). A file that cannot be loaded
+    /// stops the server from starting.
+    #[arg(long, env = "AMOEBA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "AMOEBA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse connections that do not use TLS.
+    #[arg(long, env = "AMOEBA_REQUIRE_TLS")]
+    require_tls: bool,
+    /// Connections served at once (0: no limit); one more is refused with SQLSTATE 53300.
+    #[arg(long, env = "AMOEBA_MAX_CONNECTIONS", default_value_t = 100)]
+    max_connections: usize,
+}
+
+impl Frontend {
+    fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig::new(&self.listen)
+            .with_require_tls(self.require_tls)
+            .with_max_connections(self.max_connections);
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config = config.with_tls(cert, key);
+        }
+        config
+    }
 }
 
 type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -192,15 +233,33 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             } else {
                 println!("serving the existing warehouse in {}", warehouse.display());
             }
-            serve(&warehouse.to_string_lossy(), &listen, 60).await?;
+            let frontend = Frontend {
+                listen,
+                auth: "scram".to_string(),
+                tls_cert: None,
+                tls_key: None,
+                require_tls: false,
+                max_connections: 100,
+            };
+            serve(&warehouse.to_string_lossy(), &frontend, 60, true).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve {
             warehouse,
-            listen,
             poll_seconds,
+            frontend,
         } => {
-            serve(&warehouse, &listen, poll_seconds).await?;
+            serve(&warehouse, &frontend, poll_seconds, false).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Password => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err("no password on stdin".into());
+            }
+            println!("{}", ScramVerifier::generate(password));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { warehouse } => check(&warehouse).await,
@@ -291,7 +350,15 @@ fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
     Ok(())
 }
 
-async fn serve(warehouse: &str, listen: &str, poll_seconds: u64) -> CliResult<()> {
+/// Serves a warehouse; `demo`: users whose password variable is not set get their name as
+/// password (and are told so).
+async fn serve(
+    warehouse: &str,
+    frontend: &Frontend,
+    poll_seconds: u64,
+    demo: bool,
+) -> CliResult<()> {
+    let listen = frontend.listen.as_str();
     let started = Instant::now();
     let (refresher, served) = amoeba_engine::Refresher::open(Warehouse::open(warehouse)?).await?;
     let (catalog, ledger) = (served.catalog, served.ledger);
@@ -324,13 +391,53 @@ async fn serve(warehouse: &str, listen: &str, poll_seconds: u64) -> CliResult<()
     }
     print_cubes(&served.cubes);
     let (host, port) = amoeba_engine::parse_listen(listen)?;
+    let auth = match (frontend.auth.as_str(), catalog.model()) {
+        ("trust", _) => {
+            println!(
+                "authentication is OFF (--auth trust): anyone who can reach {listen} may connect"
+            );
+            Auth::Trust
+        }
+        (_, None) => {
+            return Err("SCRAM authentication needs the users of model/model.toml; \
+                        this warehouse has no model (serve it with --auth trust)"
+                .into());
+        }
+        (_, Some(model)) => {
+            let env = |var: &str| std::env::var(var).ok();
+            let (credentials, warnings) = Credentials::from_model(model, |var| {
+                env(var).or_else(|| {
+                    let user = model.users.iter().find(|u| {
+                        u.password == Some(amoeba_catalog::users::Password::Env(var.to_string()))
+                    })?;
+                    demo.then(|| {
+                        println!(
+                            "demo: user {} has password '{}' (set ${var} to change it)",
+                            user.name, user.name
+                        );
+                        user.name.clone()
+                    })
+                })
+            })?;
+            for warning in warnings {
+                println!("warning: {warning}");
+            }
+            if credentials.is_empty() {
+                return Err("no user can log in: give the model's [[users]] a password \
+                            (`amoeba password` prints a verifier) or set their password_env \
+                            variables"
+                    .into());
+            }
+            Auth::Scram(credentials)
+        }
+    };
     println!("listening on {listen}; connect with:\n  psql -h {host} -p {port} -U amoeba amoeba");
     let refresher = Arc::new(refresher);
     if poll_seconds > 0 {
         println!("refreshing when inputs change (checked every {poll_seconds}s)");
         tokio::spawn(Arc::clone(&refresher).poll(std::time::Duration::from_secs(poll_seconds)));
     }
-    amoeba_engine::serve_refreshing(refresher, listen).await?;
+    amoeba_engine::serve_refreshing(refresher, auth, &frontend.config()).await?;
     Ok(())
 }
 

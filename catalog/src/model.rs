@@ -1195,6 +1195,26 @@ grouping_sets = [["parent_unit_id"], ["unit_id", "parent_unit_id"], []]
             (crate::Role::UnitLeader, Some("P1"))
         );
         assert!(m.user("nobody").is_none());
+        let with_passwords = users
+            .replace(
+                "\"admin\"\n",
+                "\"admin\"\npassword = \"SCRAM-SHA-256$4096:c2FsdA==$YQ==:Yg==\"\n",
+            )
+            .replace(
+                "\"P1\"\n",
+                "\"P1\"\npassword_env = \"AMOEBA_PASSWORD_LI\"\n",
+            );
+        let m = Model::parse("model.toml", &format!("{SMALL}{with_passwords}")).expect("passwords");
+        assert!(matches!(
+            m.user("boss").and_then(|u| u.password.clone()),
+            Some(crate::users::Password::Verifier(_))
+        ));
+        assert_eq!(
+            m.user("li").and_then(|u| u.password.clone()),
+            Some(crate::users::Password::Env(
+                "AMOEBA_PASSWORD_LI".to_string()
+            ))
+        );
 
         for (bad, key, says) in [
             (
@@ -1221,6 +1241,16 @@ grouping_sets = [["parent_unit_id"], ["unit_id", "parent_unit_id"], []]
                 users.replace("\"admin\"", "\"root\""),
                 "model.toml:",
                 "unknown variant",
+            ),
+            (
+                users.replace("\"admin\"\n", "\"admin\"\npassword = \"secret\"\n"),
+                "users[0].password",
+                "never write a password",
+            ),
+            (
+                users.replace("\"admin\"\n", "\"admin\"\npassword_env = \"A B\"\n"),
+                "users[0].password_env",
+                "invalid variable name",
             ),
         ] {
             let e = Model::parse("model.toml", &format!("{SMALL}{bad}"))

@@ -21,7 +21,9 @@ mod session;
 pub use error::{EngineError, Result};
 pub use ledger::Ledger;
 pub use refresher::Refresher;
-pub use server::{parse_listen, serve, serve_refreshing};
+pub use server::{
+    Auth, Credentials, ScramVerifier, ServerConfig, parse_listen, serve, serve_refreshing,
+};
 pub use session::{
     CATALOG_NAME, LedgerMode, Served, new_session, open_published, open_session, open_with_ledger,
 };

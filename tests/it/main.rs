@@ -4,6 +4,7 @@
 
 mod catalog_truth;
 mod cubes;
+mod frontend;
 mod ledger;
 mod rejections;
 mod s3;

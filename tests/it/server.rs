@@ -19,6 +19,8 @@ async fn psql(port: u16, command: &str) -> String {
         ])
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
         .env("PGCONNECT_TIMEOUT", "10")
+        // The demo's admin password (trust servers ignore it).
+        .env("PGPASSWORD", "amoeba")
         .output()
         .await
         .expect("run psql");

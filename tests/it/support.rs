@@ -167,7 +167,29 @@ impl TestServer {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let task = tokio::spawn(async move {
-            if let Err(e) = amoeba_engine::serve(Arc::new(ctx), &listen).await {
+            let config = amoeba_engine::ServerConfig::new(listen);
+            if let Err(e) =
+                amoeba_engine::serve(Arc::new(ctx), amoeba_engine::Auth::Trust, &config).await
+            {
+                panic!("server failed: {e}");
+            }
+        });
+        wait_for_port(port, Duration::from_secs(30)).await;
+        TestServer { port, task }
+    }
+
+    /// Serves a fixed session with `auth` and the settings `configure` makes of the defaults.
+    pub(crate) async fn start_with(
+        ctx: SessionContext,
+        auth: amoeba_engine::Auth,
+        configure: impl FnOnce(amoeba_engine::ServerConfig) -> amoeba_engine::ServerConfig,
+    ) -> TestServer {
+        let port = free_port();
+        let config = configure(amoeba_engine::ServerConfig::new(format!(
+            "127.0.0.1:{port}"
+        )));
+        let task = tokio::spawn(async move {
+            if let Err(e) = amoeba_engine::serve(Arc::new(ctx), auth, &config).await {
                 panic!("server failed: {e}");
             }
         });
@@ -180,7 +202,11 @@ impl TestServer {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let task = tokio::spawn(async move {
-            if let Err(e) = amoeba_engine::serve_refreshing(refresher, &listen).await {
+            let config = amoeba_engine::ServerConfig::new(listen);
+            if let Err(e) =
+                amoeba_engine::serve_refreshing(refresher, amoeba_engine::Auth::Trust, &config)
+                    .await
+            {
                 panic!("server failed: {e}");
             }
         });

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  client ──► AmoebaHandlers
-//!               ├─ startup: no authentication yet (roles are looked up by the startup user)
+//!               ├─ startup: TLS required? SCRAM-SHA-256 or trust (auth.rs), one per connection
 //!               ├─ simple query ──► AdminCommand? ──yes──► admin::run ──► rows
 //!               │                        └─no──► DfSessionService (SQL, pg_catalog, SET/SHOW…)
 //!               └─ extended: parse ──► AdminCommand? ──yes──► statement without a plan
@@ -23,7 +23,6 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -32,7 +31,7 @@ use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, METADATA_USER,
-    PgWireServerHandlers, Type,
+    PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -41,6 +40,7 @@ use datafusion_postgres::{DfSessionService, Parser};
 use futures::Sink;
 
 use super::admin::AdminCommand;
+use super::auth::{Auth, ConnectionStartup, Credentials};
 use crate::Refresher;
 use crate::cube;
 
@@ -51,12 +51,21 @@ type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 /// The handlers of one server.
 pub(crate) struct AmoebaHandlers {
     service: Arc<AmoebaService>,
-    startup: Arc<Startup>,
+    /// `None`: trust.
+    credentials: Option<Arc<Credentials>>,
+    require_tls: bool,
+    connections: Arc<ConnectionManager>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
 impl AmoebaHandlers {
-    pub(crate) fn new(ctx: Arc<SessionContext>, refresher: Option<Arc<Refresher>>) -> Self {
+    pub(crate) fn new(
+        ctx: Arc<SessionContext>,
+        refresher: Option<Arc<Refresher>>,
+        auth: Auth,
+        require_tls: bool,
+    ) -> Self {
         let sql = Arc::new(DfSessionService::new(ctx));
         let connections = Arc::new(ConnectionManager::new());
         AmoebaHandlers {
@@ -67,10 +76,14 @@ impl AmoebaHandlers {
                 sql,
                 refresher,
             }),
-            startup: Arc::new(Startup {
-                connections: Arc::clone(&connections),
-            }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            credentials: match auth {
+                Auth::Scram(credentials) => Some(Arc::new(credentials)),
+                Auth::Trust => None,
+            },
+            require_tls,
+            pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+            cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
+            connections,
         }
     }
 }
@@ -84,8 +97,15 @@ impl PgWireServerHandlers for AmoebaHandlers {
         Arc::clone(&self.service)
     }
 
+    /// A new one per connection (pgwire asks once per connection): it holds the state of
+    /// that connection's authentication exchange.
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::clone(&self.startup)
+        Arc::new(ConnectionStartup::new(
+            self.credentials.clone(),
+            self.require_tls,
+            Arc::clone(&self.connections),
+            Arc::clone(&self.pids),
+        ))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
@@ -94,19 +114,6 @@ impl PgWireServerHandlers for AmoebaHandlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::clone(&self.cancel)
-    }
-}
-
-/// Accepts every connection (authentication is the frontend issue's); registers it so that
-/// cancel requests find it.
-struct Startup {
-    connections: Arc<ConnectionManager>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for Startup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(Arc::clone(&self.connections))
     }
 }
 

@@ -1,0 +1,48 @@
+//! How the PostgreSQL frontend listens and whom it lets in.
+
+use std::path::PathBuf;
+
+/// How the server listens (`amoeba serve --listen … --tls-cert … --tls-key … --require-tls
+/// --max-connections …`); who may log in is [`Auth`](super::Auth).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// PEM certificate chain and PKCS#8 key: TLS is offered. A file that cannot be loaded
+    /// stops the server from starting — it never falls back to plain text.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse connections that did not negotiate TLS (SQLSTATE 28000).
+    pub require_tls: bool,
+    /// Connections served at once; one more is refused with SQLSTATE 53300. 0: no limit.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// Listens on `listen`, no TLS, at most 100 connections.
+    pub fn new(listen: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            listen: listen.into(),
+            tls: None,
+            require_tls: false,
+            max_connections: 100,
+        }
+    }
+
+    /// The same with TLS from these PEM files.
+    pub fn with_tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> ServerConfig {
+        self.tls = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The same, refusing plain-text connections.
+    pub fn with_require_tls(mut self, require: bool) -> ServerConfig {
+        self.require_tls = require;
+        self
+    }
+
+    /// The same with a connection limit (0: none).
+    pub fn with_max_connections(mut self, max: usize) -> ServerConfig {
+        self.max_connections = max;
+        self
+    }
+}
