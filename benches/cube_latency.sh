@@ -5,7 +5,9 @@
 # ledger (`SET amoeba.cube_routing = false`), in the extended protocol (what drivers and BI
 # tools use) and the simple one (psql).
 #
-#   benches/cube_latency.sh [scale] [seed] [count]      defaults: 1 42 500
+#   benches/cube_latency.sh [scale] [seed] [count] [count_off]    defaults: 1 42 500 20
+#
+# count: runs per query answered from a cube; count_off: per query on the ledger (slower).
 #
 # The warehouse is generated once under target/bench/warehouse-<scale>-<seed>.
 set -euo pipefail
@@ -13,18 +15,23 @@ cd "$(dirname "$0")/.."
 scale="${1:-1}"
 seed="${2:-42}"
 count="${3:-500}"
+count_off="${4:-20}"
 
 scripts/setup >/dev/null
 command -v pgbench >/dev/null || { echo "pgbench not found (postgresql-client)"; exit 1; }
-cargo build --release --locked --bin amoeba
-bin=target/release/amoeba
+# AMOEBA_BIN: an already built binary (default: build the release one).
+bin="${AMOEBA_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --bin amoeba
+  bin=target/release/amoeba
+fi
 wh="target/bench/warehouse-${scale}-${seed}"
 if [ ! -f "$wh/.amoeba-gen" ]; then
   "$bin" gen --scale "$scale" --seed "$seed" --out "$wh"
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/bench/cube-latency-serve.log
-"$bin" serve --warehouse "$wh" --listen "127.0.0.1:$port" --poll-seconds 0 > "$log" 2>&1 &
+"$bin" serve --warehouse "$wh" --listen "127.0.0.1:$port" --poll-seconds 0 --auth trust > "$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 900); do
@@ -56,7 +63,7 @@ for name in unit_pnl daily_platform sku_top20 year_by_month cube_direct; do
         printf 'SET amoeba.cube_routing = false;\n%s;\n' "$sql" > "$dir/q.sql"
       fi
       (cd "$dir" && rm -f pgbench_log.* && \
-        pgbench -h 127.0.0.1 -p "$port" -U amoeba -n -c 1 -j 1 -t "$count" -M "$protocol" -f q.sql -l amoeba >/dev/null 2>"$dir/err" ) \
+        pgbench -h 127.0.0.1 -p "$port" -U amoeba -n -c 1 -j 1 -t "$([ "$routing" = on ] && echo "$count" || echo "$count_off")" -M "$protocol" -f q.sql -l amoeba >/dev/null 2>"$dir/err" ) \
         || { cat "$dir/err"; exit 1; }
       # pgbench's log: client, transaction, latency (µs), …
       cat "$dir"/pgbench_log.* | awk '{print $3}' | sort -n | awk -v q="$name" -v p="$protocol" -v r="$routing" -v plan="$([ $routing = on ] && echo "$plan" || echo pnl_ledger)" \

@@ -11,7 +11,7 @@ use amoeba_engine::cube::{CubeStatus, Outcome, RefreshOptions, current_manifest}
 use amoeba_engine::{Served, open_published};
 use datafusion::prelude::SessionContext;
 
-use crate::support::{copy_warehouse, rows, scalar, warehouse};
+use crate::support::{Rng, copy_warehouse, rows, scalar, warehouse};
 
 async fn refresh(root: &Path, options: RefreshOptions) -> Served {
     open_published(
@@ -393,26 +393,6 @@ async fn an_interrupted_refresh_leaves_the_last_version_served_and_the_next_one_
         stdout.contains("cube_totals") && stdout.contains("cube_rollup"),
         "{stdout}"
     );
-}
-
-/// A small deterministic generator (xorshift64*), for the random queries.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, from: &[&'a str], n: usize) -> Vec<&'a str> {
-        let mut pool = from.to_vec();
-        let mut out = Vec::new();
-        for _ in 0..n.min(pool.len()) {
-            out.push(pool.remove(self.below(pool.len())));
-        }
-        out
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,3 +272,23 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A small deterministic generator (xorshift64*), for the random queries.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+    pub(crate) fn pick<'a>(&mut self, from: &[&'a str], n: usize) -> Vec<&'a str> {
+        let mut pool = from.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..n.min(pool.len()) {
+            out.push(pool.remove(self.below(pool.len())));
+        }
+        out
+    }
+}

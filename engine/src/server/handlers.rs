@@ -16,12 +16,16 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use amoeba_catalog::Model;
 use async_trait::async_trait;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
@@ -33,12 +37,14 @@ use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, METADATA_USER,
     PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::Sink;
+use std::collections::HashMap;
 
+use super::access::{Access, AccessControl, PERMISSION_DENIED, StatementGate, session_for};
 use super::admin::AdminCommand;
 use super::auth::{Auth, ConnectionStartup, Credentials};
 use crate::Refresher;
@@ -63,17 +69,24 @@ impl AmoebaHandlers {
     pub(crate) fn new(
         ctx: Arc<SessionContext>,
         refresher: Option<Arc<Refresher>>,
+        model: Option<&Model>,
         auth: Auth,
         require_tls: bool,
     ) -> Self {
-        let sql = Arc::new(DfSessionService::new(ctx));
+        let access = Arc::new(AccessControl::from_model(model));
+        let sessions = Arc::new(Sessions {
+            admin: Sessions::service(&ctx, &access),
+            base: ctx,
+            access,
+            by_user: std::sync::Mutex::new(HashMap::new()),
+        });
         let connections = Arc::new(ConnectionManager::new());
         AmoebaHandlers {
             service: Arc::new(AmoebaService {
                 parser: Arc::new(AmoebaParser {
-                    sql: sql.query_parser(),
+                    sessions: Arc::clone(&sessions),
                 }),
-                sql,
+                sessions,
                 refresher,
             }),
             credentials: match auth {
@@ -120,10 +133,22 @@ impl PgWireServerHandlers for AmoebaHandlers {
 struct LoggingErrorHandler;
 
 impl ErrorHandler for LoggingErrorHandler {
+    /// Logs the error; a refusal raised while planning (row-level security) gets SQLSTATE
+    /// 42501 like the others.
     fn on_error<C>(&self, client: &C, error: &mut PgWireError)
     where
         C: ClientInfo,
     {
+        if let PgWireError::ApiError(e) = error {
+            let text = e.to_string();
+            if let Some(at) = text.find(PERMISSION_DENIED) {
+                *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".to_string(),
+                    "42501".to_string(),
+                    text[at..].to_string(),
+                )));
+            }
+        }
         log::info!(
             "to {} ({}): {error}",
             client.socket_addr(),
@@ -136,9 +161,51 @@ fn user_of<C: ClientInfo + ?Sized>(client: &C) -> Option<&str> {
     client.metadata().get(METADATA_USER).map(String::as_str)
 }
 
-/// The query service: administrative commands, then SQL.
+/// The SQL services of the connected users: admins share the served session; every other
+/// user gets a session of their own over the same catalog (their `SET`s are theirs; a unit
+/// leader's filters rows, `access.rs`).
+pub(crate) struct Sessions {
+    base: Arc<SessionContext>,
+    access: Arc<AccessControl>,
+    admin: Arc<DfSessionService>,
+    by_user: std::sync::Mutex<HashMap<String, Arc<DfSessionService>>>,
+}
+
+impl Sessions {
+    fn service(ctx: &Arc<SessionContext>, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(StatementGate {
+                access: Arc::clone(access),
+            }),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        Arc::new(DfSessionService::new_with_hooks(Arc::clone(ctx), hooks))
+    }
+
+    /// The service of `client`'s user.
+    fn of<C: ClientInfo + ?Sized>(&self, client: &C) -> Arc<DfSessionService> {
+        let user = user_of(client).unwrap_or("");
+        let access = self.access.of(user);
+        if access == Access::Admin {
+            return Arc::clone(&self.admin);
+        }
+        let Ok(mut by_user) = self.by_user.lock() else {
+            // A panic elsewhere poisoned the map: serve this query without caching.
+            let ctx = Arc::new(session_for(&self.base, user, &access));
+            return Sessions::service(&ctx, &self.access);
+        };
+        Arc::clone(by_user.entry(user.to_string()).or_insert_with(|| {
+            let ctx = Arc::new(session_for(&self.base, user, &access));
+            Sessions::service(&ctx, &self.access)
+        }))
+    }
+}
+
+/// The query service: administrative commands, then SQL in the user's session.
 struct AmoebaService {
-    sql: Arc<DfSessionService>,
+    sessions: Arc<Sessions>,
     parser: Arc<AmoebaParser>,
     refresher: Option<Arc<Refresher>>,
 }
@@ -177,7 +244,10 @@ impl SimpleQueryHandler for AmoebaService {
             Some(command) => Ok(vec![
                 self.admin(client, &command?, &Format::UnifiedText).await?,
             ]),
-            None => SimpleQueryHandler::do_query(self.sql.as_ref(), client, query).await,
+            None => {
+                let sql = self.sessions.of(client);
+                SimpleQueryHandler::do_query(sql.as_ref(), client, query).await
+            }
         }
     }
 }
@@ -211,14 +281,15 @@ impl ExtendedQueryHandler for AmoebaService {
                 .admin(client, &command?, &portal.result_column_format)
                 .await;
         }
-        ExtendedQueryHandler::do_query(self.sql.as_ref(), client, portal, max_rows).await
+        let sql = self.sessions.of(client);
+        ExtendedQueryHandler::do_query(sql.as_ref(), client, portal, max_rows).await
     }
 }
 
 /// datafusion-postgres's parser, with administrative commands kept as statements without a
 /// plan (it would reject them).
 pub(crate) struct AmoebaParser {
-    sql: Arc<Parser>,
+    sessions: Arc<Sessions>,
 }
 
 #[async_trait]
@@ -239,12 +310,15 @@ impl QueryParser for AmoebaParser {
                 command?;
                 Ok(Some((sql.to_string(), None)))
             }
-            None => self.sql.parse_sql(client, sql, types).await,
+            None => {
+                let parser = self.sessions.of(client).query_parser();
+                parser.parse_sql(client, sql, types).await
+            }
         }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        self.sql.get_parameter_types(stmt)
+        self.sessions.admin.query_parser().get_parameter_types(stmt)
     }
 
     fn get_result_schema(
@@ -258,7 +332,11 @@ impl QueryParser for AmoebaParser {
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
-            _ => self.sql.get_result_schema(stmt, column_format),
+            _ => self
+                .sessions
+                .admin
+                .query_parser()
+                .get_result_schema(stmt, column_format),
         }
     }
 }

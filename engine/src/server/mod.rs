@@ -7,12 +7,14 @@
 //!     ▼ pgwire: SSLRequest ─► TLS (the configured certificate)          config.rs
 //!  ConnectionStartup: require TLS? ─► SCRAM-SHA-256 (or trust) ─► ready  auth.rs
 //!     │
-//!     ▼ queries: REFRESH CUBE … (admin) │ SQL ─► DataFusion              handlers.rs, admin.rs
+//!     ▼ queries: REFRESH CUBE … (admin) │ SQL in the user's session       handlers.rs, admin.rs
+//!                (statements gated by role, rows by unit for leaders)   access.rs
 //! ```
 //!
 //! The certificate and key are loaded before the server listens: a file that cannot be read
 //! or parsed is an error and the server does not start (it never falls back to plain text).
 
+mod access;
 mod admin;
 mod auth;
 mod config;
@@ -35,20 +37,29 @@ pub use auth::{Auth, Credentials, ScramVerifier};
 pub use config::ServerConfig;
 use handlers::AmoebaHandlers;
 
-/// Serves `ctx` (a fixed session: `REFRESH CUBE` is refused) until the process ends.
+/// Serves `ctx` (a fixed session: `REFRESH CUBE` is refused; with no model, every user is an
+/// admin) until the process ends.
 pub async fn serve(ctx: Arc<SessionContext>, auth: Auth, config: &ServerConfig) -> Result<()> {
-    let handlers = AmoebaHandlers::new(ctx, None, auth, config.require_tls);
+    let handlers = AmoebaHandlers::new(ctx, None, None, auth, config.require_tls);
     serve_with(handlers, config).await
 }
 
-/// Serves a refreshed warehouse's session until the process ends; admins may run
-/// `REFRESH CUBE <name> [FULL]` and `REFRESH CUBES [FULL]`.
+/// Serves a refreshed warehouse's session until the process ends, with the roles of its
+/// model's users (read when it starts); admins may run `REFRESH CUBE <name> [FULL]` and
+/// `REFRESH CUBES [FULL]`.
 pub async fn serve_refreshing(
     refresher: Arc<Refresher>,
     auth: Auth,
     config: &ServerConfig,
 ) -> Result<()> {
-    let handlers = AmoebaHandlers::new(refresher.ctx(), Some(refresher), auth, config.require_tls);
+    let model = refresher.model().await;
+    let handlers = AmoebaHandlers::new(
+        refresher.ctx(),
+        Some(refresher),
+        model.as_ref(),
+        auth,
+        config.require_tls,
+    );
     serve_with(handlers, config).await
 }
 
