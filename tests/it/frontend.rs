@@ -154,16 +154,10 @@ async fn passwords_are_checked_with_scram_and_refusals_carry_the_standard_codes(
             format!("password authentication failed for user \"{user}\"")
         );
     }
-    let wrong = || {
-        psql(
-            &format!("host=127.0.0.1 port={port} user=amoeba dbname=amoeba"),
-            "wrong",
-            "SELECT 1",
-        )
-    };
+    let conninfo = format!("host=127.0.0.1 port={port} user=amoeba dbname=amoeba");
     let (mut ok, mut err) = (true, String::new());
     for _ in 0..50 {
-        (ok, _, err) = wrong().await;
+        (ok, _, err) = psql(&conninfo, "wrong", "SELECT 1").await;
         if !err.contains("too many clients") {
             break;
         }
