@@ -455,7 +455,7 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
             .expect_err("extended DROP");
         assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"));
     }
-    // The analyst reads everything; their settings are theirs.
+    // The analyst reads everything; their settings are their connection's.
     assert!(
         texts(&analyst, "SELECT COUNT(*) FROM order_lines")
             .await
@@ -473,6 +473,11 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
     let by_unit = "EXPLAIN SELECT unit_id, SUM(net_profit) FROM pnl GROUP BY unit_id";
     assert!(!plan(texts(&analyst, by_unit).await.expect("explain")).contains("cubes.unit_monthly"));
     assert!(plan(texts(&admin, by_unit).await.expect("explain")).contains("cubes.unit_monthly"));
+    // … and their connection's: another connection of the same user still routes.
+    let analyst_again = server.client_as("analyst").await;
+    assert!(
+        plan(texts(&analyst_again, by_unit).await.expect("explain")).contains("cubes.unit_monthly")
+    );
     // Undeclared names read nothing (possible only without passwords).
     let stranger = server.client_as("mallory").await;
     let (code, message) = texts(&stranger, "SELECT 1").await.expect_err("undeclared");

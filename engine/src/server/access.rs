@@ -2,10 +2,10 @@
 //! and the statements only an admin may run.
 //!
 //! ```text
-//!  connection (user) ──► AccessControl::of ──► Admin     the served session itself
-//!                                             Analyst   a session of their own (their SETs)
-//!                                             Leader    a session of their own whose first
-//!                                                       analyzer rule is UnitRowFilter
+//!  connection (user) ──► AccessControl::of ──► Admin, Analyst   a session of the connection's
+//!                                                                own over the served catalog
+//!                                             Leader           the same, whose first analyzer
+//!                                                                rule is UnitRowFilter
 //!  every statement ──► StatementGate (a datafusion-postgres query hook, before planning):
 //!                      non-admins run queries, EXPLAIN, SHOW, safe SETs, transactions and
 //!                      cursors; DDL, DML, COPY, external tables → 42501
@@ -109,12 +109,12 @@ impl AccessControl {
     }
 }
 
-/// The session a connection of `access` runs in, made from the served session `base`.
+/// The session a connection of `access` runs in, made from the served session `base`: the
+/// same catalog (what a refresh swaps in is seen at once), settings of its own.
 pub(crate) fn session_for(base: &SessionContext, user: &str, access: &Access) -> SessionContext {
     let state = base.state();
     match access {
-        Access::Admin => base.clone(),
-        Access::Analyst | Access::Unknown => SessionContext::new_with_state(state),
+        Access::Admin | Access::Analyst | Access::Unknown => SessionContext::new_with_state(state),
         Access::Leader { unit, units } => {
             let mut rules = state.analyzer().rules.clone();
             rules.insert(

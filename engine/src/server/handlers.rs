@@ -42,9 +42,8 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::Sink;
-use std::collections::HashMap;
 
-use super::access::{Access, AccessControl, PERMISSION_DENIED, StatementGate, session_for};
+use super::access::{AccessControl, PERMISSION_DENIED, StatementGate, session_for};
 use super::admin::AdminCommand;
 use super::auth::{Auth, ConnectionStartup, Credentials};
 use crate::Refresher;
@@ -75,10 +74,9 @@ impl AmoebaHandlers {
     ) -> Self {
         let access = Arc::new(AccessControl::from_model(model));
         let sessions = Arc::new(Sessions {
-            admin: Sessions::service(&ctx, &access),
+            any: Sessions::service(ctx.as_ref().clone(), &access),
             base: ctx,
             access,
-            by_user: std::sync::Mutex::new(HashMap::new()),
         });
         let connections = Arc::new(ConnectionManager::new());
         AmoebaHandlers {
@@ -161,18 +159,21 @@ fn user_of<C: ClientInfo + ?Sized>(client: &C) -> Option<&str> {
     client.metadata().get(METADATA_USER).map(String::as_str)
 }
 
-/// The SQL services of the connected users: admins share the served session; every other
-/// user gets a session of their own over the same catalog (their `SET`s are theirs; a unit
-/// leader's filters rows, `access.rs`).
+/// The SQL session of each connection: its own `SessionContext` over the served catalog, so
+/// that a `SET` is the connection's (as in PostgreSQL) and a unit leader's plans are cut to
+/// their units (`access.rs`). Kept in the connection's extensions: it ends with it.
 pub(crate) struct Sessions {
     base: Arc<SessionContext>,
     access: Arc<AccessControl>,
-    admin: Arc<DfSessionService>,
-    by_user: std::sync::Mutex<HashMap<String, Arc<DfSessionService>>>,
+    /// For what needs no user: describing a parsed statement's parameters and columns.
+    any: Arc<DfSessionService>,
 }
 
+/// The SQL service of one connection.
+struct ConnectionSql(Arc<DfSessionService>);
+
 impl Sessions {
-    fn service(ctx: &Arc<SessionContext>, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
+    fn service(ctx: SessionContext, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(StatementGate {
                 access: Arc::clone(access),
@@ -181,25 +182,20 @@ impl Sessions {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        Arc::new(DfSessionService::new_with_hooks(Arc::clone(ctx), hooks))
+        Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
     }
 
-    /// The service of `client`'s user.
+    /// The SQL service of `client`'s connection (made at its first statement).
     fn of<C: ClientInfo + ?Sized>(&self, client: &C) -> Arc<DfSessionService> {
         let user = user_of(client).unwrap_or("");
-        let access = self.access.of(user);
-        if access == Access::Admin {
-            return Arc::clone(&self.admin);
-        }
-        let Ok(mut by_user) = self.by_user.lock() else {
-            // A panic elsewhere poisoned the map: serve this query without caching.
-            let ctx = Arc::new(session_for(&self.base, user, &access));
-            return Sessions::service(&ctx, &self.access);
-        };
-        Arc::clone(by_user.entry(user.to_string()).or_insert_with(|| {
-            let ctx = Arc::new(session_for(&self.base, user, &access));
-            Sessions::service(&ctx, &self.access)
-        }))
+        let sql = client.session_extensions().get_or_insert_with(|| {
+            let access = self.access.of(user);
+            ConnectionSql(Sessions::service(
+                session_for(&self.base, user, &access),
+                &self.access,
+            ))
+        });
+        Arc::clone(&sql.0)
     }
 }
 
@@ -318,7 +314,7 @@ impl QueryParser for AmoebaParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        self.sessions.admin.query_parser().get_parameter_types(stmt)
+        self.sessions.any.query_parser().get_parameter_types(stmt)
     }
 
     fn get_result_schema(
@@ -334,7 +330,7 @@ impl QueryParser for AmoebaParser {
             ),
             _ => self
                 .sessions
-                .admin
+                .any
                 .query_parser()
                 .get_result_schema(stmt, column_format),
         }
