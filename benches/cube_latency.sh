@@ -20,15 +20,9 @@ count_off="${4:-20}"
 scripts/setup >/dev/null
 command -v pgbench >/dev/null || { echo "pgbench not found (postgresql-client)"; exit 1; }
 # AMOEBA_BIN: an already built binary (default: build the release one).
-bin="${AMOEBA_BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --locked --bin amoeba
-  bin=target/release/amoeba
-fi
-wh="target/bench/warehouse-${scale}-${seed}"
-if [ ! -f "$wh/.amoeba-gen" ]; then
-  "$bin" gen --scale "$scale" --seed "$seed" --out "$wh"
-fi
+. benches/common.sh
+bench_setup "$scale" "$seed"
+wh="$src"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/bench/cube-latency-serve.log
 "$bin" serve --warehouse "$wh" --listen "127.0.0.1:$port" --poll-seconds 0 --auth trust > "$log" 2>&1 &

@@ -12,16 +12,9 @@ scale="${1:-1}"
 seed="${2:-42}"
 runs="${3:-3}"
 
-command -v /usr/bin/time >/dev/null 2>&1 || {
-  SUDO=""; [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && SUDO="sudo"
-  $SUDO apt-get install -y -qq time >/dev/null
-}
-cargo build --release --locked --bin amoeba
-bin=target/release/amoeba
-wh="target/bench/warehouse-${scale}-${seed}"
-if [ ! -f "$wh/.amoeba-gen" ]; then
-  "$bin" gen --scale "$scale" --seed "$seed" --out "$wh"
-fi
+. benches/common.sh
+bench_setup "$scale" "$seed"
+wh="$src"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 times=()
 for i in $(seq 1 "$runs"); do

@@ -16,16 +16,8 @@ scale="${1:-1}"
 seed="${2:-42}"
 runs="${3:-3}"
 
-command -v /usr/bin/time >/dev/null 2>&1 || {
-  SUDO=""; [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && SUDO="sudo"
-  $SUDO apt-get install -y -qq time >/dev/null
-}
-cargo build --release --locked --bin amoeba
-bin=target/release/amoeba
-src="target/bench/warehouse-${scale}-${seed}"
-if [ ! -f "$src/.amoeba-gen" ]; then
-  "$bin" gen --scale "$scale" --seed "$seed" --out "$src"
-fi
+. benches/common.sh
+bench_setup "$scale" "$seed"
 wh="target/bench/refresh-${scale}-${seed}"
 held="target/bench/refresh-${scale}-${seed}-held"
 rm -rf "$wh" "$held"
