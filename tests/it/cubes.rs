@@ -520,6 +520,26 @@ async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
         routed < total,
         "every query was routed: the unroutable ones were not generated"
     );
+
+    // Of the sets that can answer, the one with the fewest rows is read: the company by
+    // month is unit_monthly's (month, quarter, year) set, not sku_campaign's (month,
+    // category) nor shop_daily's (month, date, week), which hold more rows.
+    ctx.sql("SET amoeba.cube_routing = true")
+        .await
+        .expect("set")
+        .collect()
+        .await
+        .expect("set");
+    let plan = rows(
+        ctx,
+        "EXPLAIN SELECT month, SUM(net_sales) FROM pnl GROUP BY month",
+    )
+    .await;
+    let plan = plan.concat().join("\n");
+    assert!(
+        plan.contains("cubes.unit_monthly._set = Utf8(\"month,quarter,year\")"),
+        "{plan}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ use amoeba_catalog::Warehouse;
 use amoeba_catalog::cube::{CubeDef, DimensionSource};
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::compute::{cast, filter_record_batch};
@@ -367,7 +367,8 @@ async fn refresh_one(
         register_batch(&ctx, plan::HOURS_TABLE, hours)?;
     }
     let schema = plan::schema(def);
-    let mut files: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    // Month → (file, rows, rows per set) of the months this refresh writes.
+    let mut files: BTreeMap<String, (String, u64, BTreeMap<String, u64>)> = BTreeMap::new();
     if !rebuild.is_empty() {
         let leaf = ctx.sql(&plan::leaf_sql(def, &rebuild)).await?;
         let leaf_schema: SchemaRef = Arc::new(leaf.schema().as_arrow().clone());
@@ -387,9 +388,10 @@ async fn refresh_one(
         for month in &rebuild {
             let part = month_rows(&rows, month)?;
             let n = part.iter().map(|b| b.num_rows() as u64).sum();
+            let sets = rows_per_set(&part)?;
             let bytes = to_parquet(&schema, &part)?;
             let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
-            files.insert(month.clone(), (file, n));
+            files.insert(month.clone(), (file, n, sets));
         }
     }
     let old: BTreeMap<String, Partition> = current
@@ -400,16 +402,18 @@ async fn refresh_one(
     let partitions: Vec<Partition> = wanted
         .iter()
         .map(|(month, input)| match files.get(month) {
-            Some((file, rows)) => Partition {
+            Some((file, rows, sets)) => Partition {
                 month: month.clone(),
                 file: file.clone(),
                 rows: *rows,
+                sets: sets.clone(),
                 input: input.clone(),
             },
             None => old.get(month).cloned().unwrap_or(Partition {
                 month: month.clone(),
                 file: String::new(),
                 rows: 0,
+                sets: BTreeMap::new(),
                 input: input.clone(),
             }),
         })
@@ -481,6 +485,18 @@ fn month_rows(rows: &[RecordBatch], month: &str) -> Result<Vec<RecordBatch>> {
         let part = filter_record_batch(b, &mask)?;
         if part.num_rows() > 0 {
             out.push(part);
+        }
+    }
+    Ok(out)
+}
+
+/// Rows per grouping set (`_set` label) of a month's batches.
+fn rows_per_set(batches: &[RecordBatch]) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let labels = cast(b.column(b.schema().index_of(SET_COLUMN)?), &DataType::Utf8)?;
+        for label in labels.as_string::<i32>().iter().flatten() {
+            *out.entry(label.to_string()).or_insert(0) += 1;
         }
     }
     Ok(out)
@@ -558,6 +574,7 @@ pub async fn register(
                     def: def.clone(),
                     table: Arc::clone(&table),
                     rows: m.rows(),
+                    set_rows: m.set_rows(),
                 });
             }
             let df = ctx.read_table(table)?;

@@ -14,8 +14,8 @@
 //! `net_profit`): sums are additive, so summing the set's rows gives what summing the ledger
 //! gives, and every cube row stands for at least one ledger row, so the groups are the same.
 //! Anything else — `COUNT`, `AVG`, `DISTINCT`, a filter on a
-//! measure, `GROUPING SETS`, a column no cube keeps — runs on the ledger. The smallest set that
-//! answers wins. Only cubes built from the ledger being served are candidates, and
+//! measure, `GROUPING SETS`, a column no cube keeps — runs on the ledger. The set with the
+//! fewest rows that answers wins. Only cubes built from the ledger being served are candidates, and
 //! `SET amoeba.cube_routing = false` turns routing off (for comparisons). `EXPLAIN` shows the
 //! cube: `TableScan: cubes.<name>`.
 //!
@@ -66,6 +66,8 @@ pub(crate) struct Route {
     pub(crate) def: CubeDef,
     pub(crate) table: Arc<dyn TableProvider>,
     pub(crate) rows: u64,
+    /// Rows per grouping set (label → rows), when the manifest says.
+    pub(crate) set_rows: std::collections::BTreeMap<String, u64>,
 }
 
 /// The cubes a session routes to; replaced after each refresh.
@@ -233,7 +235,8 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
             _ => return Ok(None),
         }
     }
-    // The smallest set that holds the dimensions, of a cube that stores the measures.
+    // The set with the fewest rows that holds the dimensions, of a cube that stores the
+    // measures (sets whose rows the manifest does not say: the narrowest, after those).
     // A cube with hours has rows for units with hours and no ledger row: never routed to.
     let best = routes
         .iter()
@@ -244,10 +247,17 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
                 .grouping_sets
                 .iter()
                 .filter(|set| needed.iter().all(|d| set.contains(d)))
-                .map(move |set| (set.len(), r.rows, r, set))
+                .map(move |set| {
+                    let set_rows = r
+                        .set_rows
+                        .get(&CubeDef::set_label(set))
+                        .copied()
+                        .unwrap_or(u64::MAX);
+                    ((set_rows, set.len(), r.rows, r.def.name.clone()), r, set)
+                })
         })
-        .min_by_key(|(len, rows, r, _)| (*len, *rows, r.def.name.clone()));
-    let Some((_, _, route, set)) = best else {
+        .min_by_key(|(rank, _, _)| rank.clone());
+    let Some((_, route, set)) = best else {
         return Ok(None);
     };
     let name = format!("{}.{}", super::CUBES_SCHEMA, route.def.name);

@@ -36,6 +36,10 @@ pub struct Partition {
     pub file: String,
     /// Its rows.
     pub rows: u64,
+    /// Its rows per grouping set (label → rows): the router reads the smallest set that
+    /// answers a query. (Empty in manifests written before it was kept.)
+    #[serde(default)]
+    pub sets: BTreeMap<String, u64>,
     /// The fingerprint of the inputs it was built from.
     pub input: String,
 }
@@ -65,6 +69,17 @@ impl CubeManifest {
     /// Rows over every month.
     pub fn rows(&self) -> u64 {
         self.partitions.iter().map(|p| p.rows).sum()
+    }
+
+    /// Rows per grouping set over every month (empty if the manifest does not say).
+    pub fn set_rows(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for p in &self.partitions {
+            for (set, rows) in &p.sets {
+                *out.entry(set.clone()).or_insert(0) += rows;
+            }
+        }
+        out
     }
 }
 
