@@ -145,13 +145,18 @@ struct Frontend {
     /// Connections served at once (0: no limit); one more is refused with SQLSTATE 53300.
     #[arg(long, env = "AMOEBA_MAX_CONNECTIONS", default_value_t = 100)]
     max_connections: usize,
+    /// Memory one query may hold, in MiB (0: no limit): operators spill to disk beyond it,
+    /// and a query that still needs more fails with SQLSTATE 53200; the server goes on.
+    #[arg(long, env = "AMOEBA_QUERY_MEMORY_MB", default_value_t = 4096)]
+    query_memory_mb: usize,
 }
 
 impl Frontend {
     fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(&self.listen)
             .with_require_tls(self.require_tls)
-            .with_max_connections(self.max_connections);
+            .with_max_connections(self.max_connections)
+            .with_query_memory((self.query_memory_mb > 0).then_some(self.query_memory_mb << 20));
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config = config.with_tls(cert, key);
         }
@@ -240,6 +245,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 tls_key: None,
                 require_tls: false,
                 max_connections: 100,
+                query_memory_mb: 4096,
             };
             serve(&warehouse.to_string_lossy(), &frontend, 60, true).await?;
             Ok(ExitCode::SUCCESS)

@@ -487,3 +487,30 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
         .await
         .expect("admin DDL");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
+    let (ctx, _) = session(&warehouse(0.005, 1)).await;
+    // 256 KiB a query: far below what a sort of every order line needs, spilled or not.
+    let server =
+        TestServer::start_with(ctx, Auth::Trust, |c| c.with_query_memory(Some(256 << 10))).await;
+    let client = server.client().await;
+    let heavy = "SELECT order_id, line_id, sku, net_sales FROM order_lines \
+                 ORDER BY net_sales DESC, order_id, line_id";
+    let e = client
+        .simple_query(heavy)
+        .await
+        .expect_err("over the limit");
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), "53200", "{}", db.message());
+    assert!(db.message().contains("out of memory"), "{}", db.message());
+    // The same connection and another one go on with queries that fit.
+    let small = "SELECT name FROM amoeba_functions ORDER BY name LIMIT 3";
+    if let Err(e) = client.simple_query(small).await {
+        panic!("after the refusal: {e:?}");
+    }
+    let other = server.client().await;
+    assert!(other.simple_query(small).await.is_ok());
+}

@@ -32,6 +32,8 @@ use datafusion::common::{Column, ParamValues, plan_err};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
@@ -41,6 +43,7 @@ use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, METADATA_USER};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use std::num::NonZeroUsize;
 
 /// Tables every role may read although they have no `unit_id`: metadata, no amounts.
 const PUBLIC_TABLES: [&str; 2] = ["amoeba_functions", "amoeba_cubes"];
@@ -110,28 +113,44 @@ impl AccessControl {
 }
 
 /// The session a connection of `access` runs in, made from the served session `base`: the
-/// same catalog (what a refresh swaps in is seen at once), settings of its own.
-pub(crate) fn session_for(base: &SessionContext, user: &str, access: &Access) -> SessionContext {
+/// same catalog (what a refresh swaps in is seen at once), settings of its own, and a memory
+/// pool of its own of `query_memory` bytes (a connection runs one query at a time).
+pub(crate) fn session_for(
+    base: &SessionContext,
+    user: &str,
+    access: &Access,
+    query_memory: Option<usize>,
+) -> SessionContext {
     let state = base.state();
-    match access {
-        Access::Admin | Access::Analyst | Access::Unknown => SessionContext::new_with_state(state),
-        Access::Leader { unit, units } => {
-            let mut rules = state.analyzer().rules.clone();
-            rules.insert(
-                0,
-                Arc::new(UnitRowFilter {
-                    user: user.to_string(),
-                    unit: unit.clone(),
-                    units: units.iter().cloned().collect(),
-                }),
-            );
-            SessionContext::new_with_state(
-                SessionStateBuilder::new_from_existing(state)
-                    .with_analyzer_rules(rules)
-                    .build(),
-            )
+    let mut builder = SessionStateBuilder::new_from_existing(state.clone());
+    if let Access::Leader { unit, units } = access {
+        let mut rules = state.analyzer().rules.clone();
+        rules.insert(
+            0,
+            Arc::new(UnitRowFilter {
+                user: user.to_string(),
+                unit: unit.clone(),
+                units: units.iter().cloned().collect(),
+            }),
+        );
+        builder = builder.with_analyzer_rules(rules);
+    }
+    if let Some(bytes) = query_memory {
+        let pool = TrackConsumersPool::new(
+            GreedyMemoryPool::new(bytes),
+            NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        );
+        match RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_pool(Arc::new(pool))
+            .build()
+        {
+            Ok(runtime) => builder = builder.with_runtime_env(Arc::new(runtime)),
+            // Building a runtime from a working one does not fail; should it, the session
+            // keeps the server's pool rather than refusing the connection.
+            Err(e) => log::warn!("memory limit of {user}'s session not set: {e}"),
         }
     }
+    SessionContext::new_with_state(builder.build())
 }
 
 /// Row-level security of a unit leader: every scan cut to their units (see the module docs).

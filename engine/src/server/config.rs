@@ -15,17 +15,29 @@ pub struct ServerConfig {
     pub require_tls: bool,
     /// Connections served at once; one more is refused with SQLSTATE 53300. 0: no limit.
     pub max_connections: usize,
+    /// Memory a connection's query may hold (bytes; a connection runs one query at a time):
+    /// over it, operators that can spill to disk spill, and a query that still needs more
+    /// fails with SQLSTATE 53200 while the server and the other queries go on. `None`: no
+    /// limit.
+    pub query_memory: Option<usize>,
 }
 
 impl ServerConfig {
-    /// Listens on `listen`, no TLS, at most 100 connections.
+    /// Listens on `listen`, no TLS, at most 100 connections, no memory limit.
     pub fn new(listen: impl Into<String>) -> ServerConfig {
         ServerConfig {
             listen: listen.into(),
             tls: None,
             require_tls: false,
             max_connections: 100,
+            query_memory: None,
         }
+    }
+
+    /// The same with a per-query memory limit in bytes (`None`: no limit).
+    pub fn with_query_memory(mut self, bytes: Option<usize>) -> ServerConfig {
+        self.query_memory = bytes;
+        self
     }
 
     /// The same with TLS from these PEM files.

@@ -46,6 +46,7 @@ use futures::Sink;
 use super::access::{AccessControl, PERMISSION_DENIED, StatementGate, session_for};
 use super::admin::AdminCommand;
 use super::auth::{Auth, ConnectionStartup, Credentials};
+use super::config::ServerConfig;
 use crate::Refresher;
 use crate::cube;
 
@@ -59,6 +60,7 @@ pub(crate) struct AmoebaHandlers {
     /// `None`: trust.
     credentials: Option<Arc<Credentials>>,
     require_tls: bool,
+    query_memory: Option<usize>,
     connections: Arc<ConnectionManager>,
     pids: Arc<RandomPidSecretKeyGenerator>,
     cancel: Arc<DefaultCancelHandler>,
@@ -70,13 +72,14 @@ impl AmoebaHandlers {
         refresher: Option<Arc<Refresher>>,
         model: Option<&Model>,
         auth: Auth,
-        require_tls: bool,
+        config: &ServerConfig,
     ) -> Self {
         let access = Arc::new(AccessControl::from_model(model));
         let sessions = Arc::new(Sessions {
             any: Sessions::service(ctx.as_ref().clone(), &access),
             base: ctx,
             access,
+            query_memory: config.query_memory,
         });
         let connections = Arc::new(ConnectionManager::new());
         AmoebaHandlers {
@@ -91,7 +94,8 @@ impl AmoebaHandlers {
                 Auth::Scram(credentials) => Some(Arc::new(credentials)),
                 Auth::Trust => None,
             },
-            require_tls,
+            require_tls: config.require_tls,
+            query_memory: config.query_memory,
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             connections,
@@ -120,7 +124,9 @@ impl PgWireServerHandlers for AmoebaHandlers {
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LoggingErrorHandler)
+        Arc::new(LoggingErrorHandler {
+            query_memory: self.query_memory,
+        })
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
@@ -128,23 +134,37 @@ impl PgWireServerHandlers for AmoebaHandlers {
     }
 }
 
-struct LoggingErrorHandler;
+struct LoggingErrorHandler {
+    query_memory: Option<usize>,
+}
 
 impl ErrorHandler for LoggingErrorHandler {
     /// Logs the error; a refusal raised while planning (row-level security) gets SQLSTATE
-    /// 42501 like the others.
+    /// 42501 like the others, a query over its memory limit 53200.
     fn on_error<C>(&self, client: &C, error: &mut PgWireError)
     where
         C: ClientInfo,
     {
         if let PgWireError::ApiError(e) = error {
             let text = e.to_string();
-            if let Some(at) = text.find(PERMISSION_DENIED) {
-                *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+            let coded = |code: &str, message: String| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
                     "ERROR".to_string(),
-                    "42501".to_string(),
-                    text[at..].to_string(),
-                )));
+                    code.to_string(),
+                    message,
+                )))
+            };
+            if let Some(at) = text.find(PERMISSION_DENIED) {
+                *error = coded("42501", text[at..].to_string());
+            } else if text.contains("Resources exhausted") {
+                *error = coded(
+                    "53200",
+                    format!(
+                        "out of memory: the query needs more than the {} MiB a query may use \
+                         (--query-memory-mb): {text}",
+                        self.query_memory.unwrap_or(0) / (1024 * 1024)
+                    ),
+                );
             }
         }
         log::info!(
@@ -165,6 +185,7 @@ fn user_of<C: ClientInfo + ?Sized>(client: &C) -> Option<&str> {
 pub(crate) struct Sessions {
     base: Arc<SessionContext>,
     access: Arc<AccessControl>,
+    query_memory: Option<usize>,
     /// For what needs no user: describing a parsed statement's parameters and columns.
     any: Arc<DfSessionService>,
 }
@@ -191,7 +212,7 @@ impl Sessions {
         let sql = client.session_extensions().get_or_insert_with(|| {
             let access = self.access.of(user);
             ConnectionSql(Sessions::service(
-                session_for(&self.base, user, &access),
+                session_for(&self.base, user, &access, self.query_memory),
                 &self.access,
             ))
         });

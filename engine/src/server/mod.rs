@@ -40,7 +40,7 @@ use handlers::AmoebaHandlers;
 /// Serves `ctx` (a fixed session: `REFRESH CUBE` is refused; with no model, every user is an
 /// admin) until the process ends.
 pub async fn serve(ctx: Arc<SessionContext>, auth: Auth, config: &ServerConfig) -> Result<()> {
-    let handlers = AmoebaHandlers::new(ctx, None, None, auth, config.require_tls);
+    let handlers = AmoebaHandlers::new(ctx, None, None, auth, config);
     serve_with(handlers, config).await
 }
 
@@ -58,7 +58,7 @@ pub async fn serve_refreshing(
         Some(refresher),
         model.as_ref(),
         auth,
-        config.require_tls,
+        config,
     );
     serve_with(handlers, config).await
 }
