@@ -477,21 +477,11 @@ async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
             sql.push_str(" LIMIT 500");
         }
 
-        ctx.sql("SET amoeba.cube_routing = true")
-            .await
-            .expect("set")
-            .collect()
-            .await
-            .expect("set");
+        rows(ctx, "SET amoeba.cube_routing = true").await;
         let plan = rows(ctx, &format!("EXPLAIN {sql}")).await;
         let on_cube = format!("{plan:?}").contains("cubes.");
         let with = rows(ctx, &sql).await;
-        ctx.sql("SET amoeba.cube_routing = false")
-            .await
-            .expect("set")
-            .collect()
-            .await
-            .expect("set");
+        rows(ctx, "SET amoeba.cube_routing = false").await;
         let plan_off = rows(ctx, &format!("EXPLAIN {sql}")).await;
         assert!(
             !format!("{plan_off:?}").contains("cubes."),
@@ -524,12 +514,7 @@ async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
     // Of the sets that can answer, the one with the fewest rows is read: the company by
     // month is unit_monthly's (month, quarter, year) set, not sku_campaign's (month,
     // category) nor shop_daily's (month, date, week), which hold more rows.
-    ctx.sql("SET amoeba.cube_routing = true")
-        .await
-        .expect("set")
-        .collect()
-        .await
-        .expect("set");
+    rows(ctx, "SET amoeba.cube_routing = true").await;
     let plan = rows(
         ctx,
         "EXPLAIN SELECT month, SUM(net_sales) FROM pnl GROUP BY month",

@@ -171,7 +171,8 @@ impl AnalyzerRule for UnitRowFilter {
             if table
                 .schema()
                 .is_some_and(|s| METADATA_SCHEMAS.contains(&s))
-                || (PUBLIC_TABLES.contains(&table.table()) && table.schema() != Some("raw"))
+                || (PUBLIC_TABLES.contains(&table.table())
+                    && table.schema().is_none_or(|s| s == "public"))
             {
                 return Ok(Transformed::no(node));
             }
