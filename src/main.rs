@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
@@ -149,6 +149,14 @@ struct Frontend {
     /// and a query that still needs more fails with SQLSTATE 53200; the server goes on.
     #[arg(long, env = "AMOEBA_QUERY_MEMORY_MB", default_value_t = 4096)]
     query_memory_mb: usize,
+    /// The longest a statement may run, in seconds (0: no limit): it stops with SQLSTATE
+    /// 57014. A client's `SET statement_timeout` may ask for less, never for more.
+    #[arg(long, env = "AMOEBA_STATEMENT_TIMEOUT_SECONDS", default_value_t = 0)]
+    statement_timeout_seconds: u64,
+    /// Close a connection with no statement running for this many seconds (FATAL 57P05, as
+    /// PostgreSQL's idle_session_timeout; 0: never).
+    #[arg(long, env = "AMOEBA_IDLE_TIMEOUT_SECONDS", default_value_t = 0)]
+    idle_timeout_seconds: u64,
 }
 
 impl Frontend {
@@ -156,7 +164,9 @@ impl Frontend {
         let mut config = ServerConfig::new(&self.listen)
             .with_require_tls(self.require_tls)
             .with_max_connections(self.max_connections)
-            .with_query_memory((self.query_memory_mb > 0).then_some(self.query_memory_mb << 20));
+            .with_query_memory((self.query_memory_mb > 0).then_some(self.query_memory_mb << 20))
+            .with_statement_timeout(Some(Duration::from_secs(self.statement_timeout_seconds)))
+            .with_idle_timeout(Some(Duration::from_secs(self.idle_timeout_seconds)));
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config = config.with_tls(cert, key);
         }
@@ -246,6 +256,8 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 require_tls: false,
                 max_connections: 100,
                 query_memory_mb: 4096,
+                statement_timeout_seconds: 0,
+                idle_timeout_seconds: 0,
             };
             serve(&warehouse.to_string_lossy(), &frontend, 60, true).await?;
             Ok(ExitCode::SUCCESS)
@@ -441,7 +453,9 @@ async fn serve(
     let refresher = Arc::new(refresher);
     if poll_seconds > 0 {
         println!("refreshing when inputs change (checked every {poll_seconds}s)");
-        tokio::spawn(Arc::clone(&refresher).poll(std::time::Duration::from_secs(poll_seconds)));
+        // On the query runtime: a rebuild must not hold the threads that serve connections.
+        amoeba_engine::query_runtime()
+            .spawn(Arc::clone(&refresher).poll(std::time::Duration::from_secs(poll_seconds)));
     }
     amoeba_engine::serve_refreshing(refresher, auth, &frontend.config()).await?;
     Ok(())

@@ -13,14 +13,17 @@ mod error;
 mod fingerprint;
 pub mod ledger;
 mod objects;
+mod pg_compat;
 mod pg_functions;
 mod refresher;
+mod runtime;
 mod server;
 mod session;
 
 pub use error::{EngineError, Result};
 pub use ledger::Ledger;
 pub use refresher::Refresher;
+pub use runtime::query_runtime;
 pub use server::{
     Auth, Credentials, ScramVerifier, ServerConfig, parse_listen, serve, serve_refreshing,
 };

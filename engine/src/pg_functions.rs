@@ -15,20 +15,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int16Array, Int32Array, RecordBatch,
     StringArray, new_null_array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
+use crate::pg_compat::CatalogOverrides;
 use crate::session::CATALOG_NAME;
 
 /// The first oid given to Amoeba's functions (above PostgreSQL's built-ins and the
@@ -65,7 +65,8 @@ pub(crate) async fn register(ctx: &SessionContext) -> Result<()> {
     let public_oid = public_namespace_oid(ctx).await?;
     batches.push(rows(&schema, &functions, public_oid)?);
     let pg_proc: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
-    catalog.register_schema("pg_catalog", Arc::new(WithPgProc { inner, pg_proc }))?;
+    let tables = HashMap::from([("pg_proc".to_string(), pg_proc)]);
+    catalog.register_schema("pg_catalog", Arc::new(CatalogOverrides { inner, tables }))?;
 
     let results: HashMap<i32, String> = functions
         .iter()
@@ -230,29 +231,4 @@ fn lookup_udf(name: &str, values: HashMap<i32, String>) -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(out)))
         }),
     )
-}
-
-/// The `pg_catalog` schema with `pg_proc` replaced.
-#[derive(Debug)]
-struct WithPgProc {
-    inner: Arc<dyn SchemaProvider>,
-    pg_proc: Arc<dyn TableProvider>,
-}
-
-#[async_trait]
-impl SchemaProvider for WithPgProc {
-    fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if name == "pg_proc" {
-            return Ok(Some(Arc::clone(&self.pg_proc)));
-        }
-        self.inner.table(name).await
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
-    }
 }

@@ -9,13 +9,12 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::optimizer::Analyzer;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_postgres::auth::AuthManager;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
 use crate::error::Result;
 use crate::ledger::{Ledger, LedgerManifest};
-use crate::pg_functions;
+use crate::pg_compat;
+use crate::runtime::CooperativeJoins;
 
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
@@ -37,6 +36,7 @@ pub fn new_session() -> Result<SessionContext> {
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(rules)
+        .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
         .build();
     let ctx = SessionContext::new_with_state(state);
     // Amoeba's functions (KPIs, allocation, costing) and the `amoeba_functions` table.
@@ -50,8 +50,7 @@ pub async fn open_session(warehouse: Warehouse) -> Result<(SessionContext, Catal
     let catalog = Catalog::open(warehouse).await?;
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
-    setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
-    pg_functions::register(&ctx).await?;
+    pg_compat::setup(&ctx, catalog.model()).await?;
     Ok((ctx, catalog))
 }
 
@@ -86,8 +85,7 @@ pub async fn open_with_ledger(
         }
         None => None,
     };
-    setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
-    pg_functions::register(&ctx).await?;
+    pg_compat::setup(&ctx, catalog.model()).await?;
     Ok((ctx, catalog, ledger))
 }
 
@@ -147,8 +145,7 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
         served.ledger = Some(ledger);
         served.ledger_manifest = Some(manifest);
     }
-    setup_pg_catalog(&served.ctx, CATALOG_NAME, Arc::new(AuthManager::default()))?;
-    pg_functions::register(&served.ctx).await?;
+    pg_compat::setup(&served.ctx, served.catalog.model()).await?;
     Ok(served)
 }
 

@@ -514,3 +514,153 @@ async fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
     let other = server.client().await;
     assert!(other.simple_query(small).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_or_the_statement_timeout_stops_a_running_query() {
+    let (ctx, _) = session(&warehouse(0.005, 1)).await;
+    let server = TestServer::start_with(ctx, Auth::Trust, |c| c).await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    let started = std::time::Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        token
+            .cancel_query(tokio_postgres::NoTls)
+            .await
+            .expect("send the cancel request");
+    });
+    // Billions of pairs: minutes of work unless cancelled.
+    let e = client
+        .simple_query("SELECT COUNT(*) FROM order_lines a, order_lines b, order_lines c")
+        .await
+        .expect_err("cancelled");
+    canceller.await.expect("canceller");
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), "57014", "{}", db.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    if let Err(e) = client.simple_query("SELECT 1").await {
+        panic!("the connection goes on: {e:?}");
+    }
+
+    // statement_timeout stops the work too (not only its planning), in both protocols.
+    client
+        .simple_query("SET statement_timeout TO '700ms'")
+        .await
+        .expect("set statement_timeout");
+    for extended in [false, true] {
+        let started = std::time::Instant::now();
+        let sql = "SELECT COUNT(*) FROM order_lines a, order_lines b, order_lines c";
+        let e = if extended {
+            client
+                .query(sql, &[])
+                .await
+                .map(|_| ())
+                .expect_err("timed out")
+        } else {
+            client
+                .simple_query(sql)
+                .await
+                .map(|_| ())
+                .expect_err("timed out")
+        };
+        let db = e
+            .as_db_error()
+            .unwrap_or_else(|| panic!("not a server error: {e}"));
+        assert_eq!(db.code().code(), "57014", "{}", db.message());
+        assert!(
+            db.message().contains("statement timeout"),
+            "{}",
+            db.message()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    client
+        .simple_query("SET statement_timeout TO 0")
+        .await
+        .expect("reset statement_timeout");
+    let started = std::time::Instant::now();
+    if let Err(e) = client.simple_query("SELECT 1").await {
+        panic!("the connection goes on: {e:?}");
+    }
+    eprintln!("SELECT 1 after: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_statement_timeout_is_a_ceiling_and_idle_connections_are_closed() {
+    let (ctx, _) = session(&warehouse(0.005, 1)).await;
+    let server = TestServer::start_with(ctx, Auth::Trust, |c| {
+        c.with_statement_timeout(Some(Duration::from_secs(3)))
+            .with_idle_timeout(Some(Duration::from_secs(1)))
+    })
+    .await;
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=amoeba dbname=amoeba",
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect");
+    let connection = tokio::spawn(connection);
+
+    // A client may not lift the server's limit; a query running longer than the idle timeout
+    // is not idle: it is stopped by the statement timeout, not by the idle one.
+    client
+        .simple_query("SET statement_timeout TO '1h'")
+        .await
+        .expect("set statement_timeout");
+    let started = std::time::Instant::now();
+    let e = client
+        .simple_query("SELECT COUNT(*) FROM order_lines a, order_lines b, order_lines c")
+        .await
+        .expect_err("stopped by the server's statement timeout");
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), "57014", "{}", db.message());
+    assert!(
+        db.message().contains("statement timeout"),
+        "{}",
+        db.message()
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+
+    // A busy connection stays open past the idle timeout; an idle one is closed with 57P05.
+    let busy = server.client().await;
+    for _ in 0..8 {
+        busy.simple_query("SELECT 1")
+            .await
+            .expect("a busy connection");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!busy.is_closed());
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the idle connection is closed")
+        .expect("connection task");
+    let e = ended.expect_err("closed by the server");
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), "57P05", "{}", db.message());
+    assert!(client.is_closed());
+    assert!(client.simple_query("SELECT 1").await.is_err());
+    busy.simple_query("SELECT 1")
+        .await
+        .expect("the server goes on");
+}

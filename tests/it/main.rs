@@ -3,6 +3,7 @@
 //! shared by the tests that read them; tests that break files work on copies.
 
 mod catalog_truth;
+mod clients;
 mod cubes;
 mod frontend;
 mod ledger;

@@ -1,37 +1,9 @@
 //! The server with real clients: tokio-postgres (simple and extended protocol) and psql.
 
-use crate::support::{KillOnDrop, TestServer, rows, session, tool, warehouse};
+use crate::support::{KillOnDrop, TestServer, psql, rows, session, warehouse};
 
 const BY_PLATFORM: &str =
     "select platform, count(*), sum(net_sales) from order_lines group by 1 order by 1";
-
-async fn psql(port: u16, command: &str) -> String {
-    let output = tokio::process::Command::new(tool("psql"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "amoeba",
-            "-d",
-            "amoeba",
-        ])
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
-        .env("PGCONNECT_TIMEOUT", "10")
-        // The demo's admin password (trust servers ignore it).
-        .env("PGPASSWORD", "amoeba")
-        .output()
-        .await
-        .expect("run psql");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "psql -c {command:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_get_the_truth() {

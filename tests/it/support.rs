@@ -292,3 +292,33 @@ impl Rng {
         out
     }
 }
+
+/// psql as the demo's admin against a server on `port`: `-A -t` output of `command` (it must
+/// succeed).
+pub(crate) async fn psql(port: u16, command: &str) -> String {
+    let output = tokio::process::Command::new(tool("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "amoeba",
+            "-d",
+            "amoeba",
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .env("PGCONNECT_TIMEOUT", "10")
+        // The demo's admin password (trust servers ignore it).
+        .env("PGPASSWORD", "amoeba")
+        .output()
+        .await
+        .expect("run psql");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "psql -c {command:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -37,7 +37,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Set, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::results::Response;
@@ -150,7 +150,9 @@ pub(crate) fn session_for(
             Err(e) => log::warn!("memory limit of {user}'s session not set: {e}"),
         }
     }
-    SessionContext::new_with_state(builder.build())
+    let ctx = SessionContext::new_with_state(builder.build());
+    crate::pg_compat::register_user_functions(&ctx, user);
+    ctx
 }
 
 /// Row-level security of a unit leader: every scan cut to their units (see the module docs).
@@ -256,6 +258,13 @@ impl StatementGate {
 /// Whether a non-admin may run `statement`; otherwise what it is.
 fn allowed(statement: &Statement) -> Result<(), String> {
     match statement {
+        // A query's rows to the client (psql's `\copy (…) to`): a query like any other.
+        Statement::Copy {
+            source: CopySource::Query(_),
+            to: true,
+            target: CopyTarget::Stdout,
+            ..
+        } => Ok(()),
         Statement::Query(_)
         | Statement::ExplainTable { .. }
         | Statement::ShowVariable { .. }
@@ -362,6 +371,7 @@ mod tests {
             "WITH a AS (SELECT 1) SELECT * FROM a",
             "EXPLAIN ANALYZE SELECT 1",
             "SHOW search_path",
+            "COPY (SELECT * FROM pnl) TO STDOUT WITH (FORMAT csv, HEADER)",
             "SET amoeba.cube_routing = false",
             "SET datafusion.execution.time_zone = '+08:00'",
             "SET TIME ZONE 'Asia/Shanghai'",
@@ -376,6 +386,7 @@ mod tests {
             ("DROP TABLE pnl_ledger", "DROP TABLE"),
             ("INSERT INTO t VALUES (1)", "INSERT INTO"),
             ("COPY (SELECT 1) TO '/tmp/x'", "COPY"),
+            ("COPY order_lines TO STDOUT", "COPY"),
             ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
             ("EXPLAIN DELETE FROM t", "DELETE FROM"),
             (

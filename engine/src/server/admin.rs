@@ -21,6 +21,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
 use crate::Refresher;
 use crate::cube;
+use crate::runtime::InQueryRuntime;
 
 /// A recognised administrative command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +129,7 @@ impl AdminCommand {
             ));
         }
         log::info!("user {user}: REFRESH CUBE {cube:?} (full: {full})");
-        let statuses = refresher
-            .refresh_cubes(cube.as_deref(), *full)
+        let statuses = InQueryRuntime::new(refresher.refresh_cubes(cube.as_deref(), *full))
             .await
             .map_err(|e| {
                 error(

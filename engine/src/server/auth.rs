@@ -43,6 +43,7 @@ use tokio::sync::Mutex;
 use amoeba_catalog::Model;
 use amoeba_catalog::users::Password;
 
+use super::cancel::QueryCancel;
 use crate::error::{EngineError, Result};
 
 /// The SASL mechanism offered.
@@ -265,7 +266,12 @@ impl ConnectionStartup {
             require_tls,
             connections,
             pids,
-            parameters: DefaultServerParameterProvider::default(),
+            parameters: {
+                let mut parameters = DefaultServerParameterProvider::default();
+                // Drivers read the version from here (pgjdbc, Npgsql): PostgreSQL's form.
+                parameters.server_version = crate::pg_compat::PG_VERSION.to_string();
+                parameters
+            },
             exchange: Mutex::new(Exchange::Start),
         }
     }
@@ -281,7 +287,8 @@ impl ConnectionStartup {
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         let (handle, guard) = self.connections.register(pid, secret);
-        client.session_extensions().insert(handle);
+        // Under our own key: statements are stopped by `cancel.rs`, planning and streaming.
+        client.session_extensions().insert(QueryCancel(handle));
         client.session_extensions().insert(guard);
         finish_authentication(client, &self.parameters).await
     }

@@ -1,6 +1,7 @@
 //! How the PostgreSQL frontend listens and whom it lets in.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How the server listens (`amoeba serve --listen … --tls-cert … --tls-key … --require-tls
 /// --max-connections …`); who may log in is [`Auth`](super::Auth).
@@ -20,10 +21,17 @@ pub struct ServerConfig {
     /// fails with SQLSTATE 53200 while the server and the other queries go on. `None`: no
     /// limit.
     pub query_memory: Option<usize>,
+    /// The longest a statement may run (planning and sending its rows); over it, it stops
+    /// with SQLSTATE 57014. A client's `SET statement_timeout` may ask for less, never for
+    /// more. `None`: no limit of the server's.
+    pub statement_timeout: Option<Duration>,
+    /// A connection with no statement running for this long is closed (FATAL 57P05, like
+    /// PostgreSQL's `idle_session_timeout`). `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl ServerConfig {
-    /// Listens on `listen`, no TLS, at most 100 connections, no memory limit.
+    /// Listens on `listen`, no TLS, at most 100 connections, no memory or time limits.
     pub fn new(listen: impl Into<String>) -> ServerConfig {
         ServerConfig {
             listen: listen.into(),
@@ -31,7 +39,21 @@ impl ServerConfig {
             require_tls: false,
             max_connections: 100,
             query_memory: None,
+            statement_timeout: None,
+            idle_timeout: None,
         }
+    }
+
+    /// The same with a statement time limit (`None`: none of the server's).
+    pub fn with_statement_timeout(mut self, limit: Option<Duration>) -> ServerConfig {
+        self.statement_timeout = limit.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The same, closing connections idle for `timeout` (`None`: never).
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> ServerConfig {
+        self.idle_timeout = timeout.filter(|t| !t.is_zero());
+        self
     }
 
     /// The same with a per-query memory limit in bytes (`None`: no limit).

@@ -5,6 +5,7 @@
 //!  client ──► AmoebaHandlers
 //!               ├─ startup: TLS required? SCRAM-SHA-256 or trust (auth.rs), one per connection
 //!               ├─ simple query ──► AdminCommand? ──yes──► admin::run ──► rows
+//!               │        (statements stop on a cancel request or statement_timeout: cancel.rs)
 //!               │                        └─no──► DfSessionService (SQL, pg_catalog, SET/SHOW…)
 //!               └─ extended: parse ──► AdminCommand? ──yes──► statement without a plan
 //!                            execute ──► (no plan and an AdminCommand) ──► admin::run
@@ -15,6 +16,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use amoeba_catalog::Model;
 use async_trait::async_trait;
@@ -46,7 +48,11 @@ use futures::Sink;
 use super::access::{AccessControl, PERMISSION_DENIED, StatementGate, session_for};
 use super::admin::AdminCommand;
 use super::auth::{Auth, ConnectionStartup, Credentials};
+use super::cancel::Stopper;
 use super::config::ServerConfig;
+use super::copy_out::CopyOutHook;
+use super::idle::IdleWatch;
+use super::sql_compat::{self, SavepointHook};
 use crate::Refresher;
 use crate::cube;
 
@@ -64,6 +70,7 @@ pub(crate) struct AmoebaHandlers {
     connections: Arc<ConnectionManager>,
     pids: Arc<RandomPidSecretKeyGenerator>,
     cancel: Arc<DefaultCancelHandler>,
+    pub(crate) idle: Arc<IdleWatch>,
 }
 
 impl AmoebaHandlers {
@@ -82,6 +89,7 @@ impl AmoebaHandlers {
             query_memory: config.query_memory,
         });
         let connections = Arc::new(ConnectionManager::new());
+        let idle = Arc::new(IdleWatch::new(config.idle_timeout, config.tls.is_some()));
         AmoebaHandlers {
             service: Arc::new(AmoebaService {
                 parser: Arc::new(AmoebaParser {
@@ -89,6 +97,8 @@ impl AmoebaHandlers {
                 }),
                 sessions,
                 refresher,
+                statement_timeout: config.statement_timeout,
+                idle: Arc::clone(&idle),
             }),
             credentials: match auth {
                 Auth::Scram(credentials) => Some(Arc::new(credentials)),
@@ -99,6 +109,7 @@ impl AmoebaHandlers {
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             connections,
+            idle,
         }
     }
 }
@@ -134,6 +145,28 @@ impl PgWireServerHandlers for AmoebaHandlers {
     }
 }
 
+/// PostgreSQL's SQLSTATE for DataFusion's errors that have one (drivers and BI tools branch
+/// on the class: 42 = the statement is wrong, 0A = not supported, 22 = bad data); the rest
+/// stay XX000.
+fn sqlstate_of(text: &str) -> Option<&'static str> {
+    const CODES: &[(&str, &str)] = &[
+        ("not found", "42P01"),
+        ("No field named", "42703"),
+        ("Invalid function", "42883"),
+        ("no function matches", "42883"),
+        ("ParserError", "42601"),
+        ("sql parser error", "42601"),
+        ("This feature is not implemented", "0A000"),
+        ("Unsupported", "0A000"),
+        ("Divide by zero", "22012"),
+        ("Cast error", "22P02"),
+    ];
+    CODES
+        .iter()
+        .find(|(pattern, _)| text.contains(pattern))
+        .map(|(_, code)| *code)
+}
+
 struct LoggingErrorHandler {
     query_memory: Option<usize>,
 }
@@ -154,6 +187,9 @@ impl ErrorHandler for LoggingErrorHandler {
                     message,
                 )))
             };
+            if let Some(code) = sqlstate_of(&text) {
+                *error = coded(code, text.clone());
+            }
             if let Some(at) = text.find(PERMISSION_DENIED) {
                 *error = coded("42501", text[at..].to_string());
             } else if text.contains("Resources exhausted") {
@@ -199,6 +235,8 @@ impl Sessions {
             Arc::new(StatementGate {
                 access: Arc::clone(access),
             }),
+            Arc::new(SavepointHook),
+            Arc::new(CopyOutHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -225,6 +263,9 @@ struct AmoebaService {
     sessions: Arc<Sessions>,
     parser: Arc<AmoebaParser>,
     refresher: Option<Arc<Refresher>>,
+    /// The server's `statement_timeout`: a ceiling, clients may only ask for less.
+    statement_timeout: Option<Duration>,
+    idle: Arc<IdleWatch>,
 }
 
 impl AmoebaService {
@@ -257,13 +298,20 @@ impl SimpleQueryHandler for AmoebaService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let running = self.idle.running(client);
         match AdminCommand::parse(query) {
             Some(command) => Ok(vec![
                 self.admin(client, &command?, &Format::UnifiedText).await?,
             ]),
             None => {
                 let sql = self.sessions.of(client);
-                SimpleQueryHandler::do_query(sql.as_ref(), client, query).await
+                let rewritten = sql_compat::rewrite(query, client.metadata());
+                let query = rewritten.as_deref().unwrap_or(query);
+                let stopper = Stopper::start(client, self.statement_timeout, running).await;
+                let responses = stopper
+                    .run(SimpleQueryHandler::do_query(sql.as_ref(), client, query))
+                    .await?;
+                Ok(responses.into_iter().map(|r| stopper.rows(r)).collect())
             }
         }
     }
@@ -291,6 +339,7 @@ impl ExtendedQueryHandler for AmoebaService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (text, plan) = &portal.statement.statement;
+        let running = self.idle.running(client);
         if plan.is_none()
             && let Some(command) = AdminCommand::parse(text)
         {
@@ -299,7 +348,16 @@ impl ExtendedQueryHandler for AmoebaService {
                 .await;
         }
         let sql = self.sessions.of(client);
-        ExtendedQueryHandler::do_query(sql.as_ref(), client, portal, max_rows).await
+        let stopper = Stopper::start(client, self.statement_timeout, running).await;
+        let response = stopper
+            .run(ExtendedQueryHandler::do_query(
+                sql.as_ref(),
+                client,
+                portal,
+                max_rows,
+            ))
+            .await?;
+        Ok(stopper.rows(response))
     }
 }
 
@@ -329,6 +387,8 @@ impl QueryParser for AmoebaParser {
             }
             None => {
                 let parser = self.sessions.of(client).query_parser();
+                let rewritten = sql_compat::rewrite(sql, client.metadata());
+                let sql = rewritten.as_deref().unwrap_or(sql);
                 parser.parse_sql(client, sql, types).await
             }
         }

@@ -9,6 +9,9 @@
 //!     │
 //!     ▼ queries: REFRESH CUBE … (admin) │ SQL in the user's session       handlers.rs, admin.rs
 //!                (statements gated by role, rows by unit for leaders)   access.rs
+//!                (run on the query runtime; stopped by a cancel or      ../runtime.rs
+//!                 statement_timeout, while planning or sending rows)    cancel.rs
+//!     idle for idle_timeout? ─► FATAL 57P05 ─► close                    idle.rs
 //! ```
 //!
 //! The certificate and key are loaded before the server listens: a file that cannot be read
@@ -17,8 +20,12 @@
 mod access;
 mod admin;
 mod auth;
+mod cancel;
 mod config;
+mod copy_out;
 mod handlers;
+mod idle;
+mod sql_compat;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +118,13 @@ async fn serve_with(handlers: AmoebaHandlers, config: &ServerConfig) -> Result<(
                     .write_all(&fatal_message("53300", "sorry, too many clients already"))
                     .await;
                 return;
+            };
+            let (socket, _watched) = match handlers.idle.watch(socket, peer) {
+                Ok(watched) => watched,
+                Err(e) => {
+                    log::warn!("connection from {peer}: {e}");
+                    return;
+                }
             };
             if let Err(e) = process_socket(socket, tls, handlers).await {
                 log::info!("connection from {peer}: {e}");
