@@ -15,9 +15,11 @@
 //! is up; dropping the stream stops DataFusion's work.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionHandle};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -109,20 +111,44 @@ fn error(stop: Stop) -> PgWireError {
 pub(crate) struct Stopper {
     signal: StopSignal,
     running: Arc<Option<Running>>,
+    /// Set when the statement's rows end in an error or a stop.
+    stopped: Arc<AtomicBool>,
 }
+
+/// Whether the connection's last statement was stopped before its end (kept in the
+/// connection's extensions).
+struct StoppedEarly(Arc<AtomicBool>);
+
+/// How long a statement waits for its stopped predecessor's memory.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
 
 impl Stopper {
     /// A statement of `client` starts: its cancel handle is armed, its timeout starts (the
     /// client's `statement_timeout`, at most the server's `ceiling`). `running` is held until
     /// its rows are sent.
+    ///
+    /// When the connection's previous statement was stopped (an error, a cancel, a timeout),
+    /// its tasks let go of their memory only as they notice the abort: the statement waits a
+    /// little for the connection's memory `pool` to empty, so that it has the whole of it.
     pub(crate) async fn start<C: ClientInfo + ?Sized>(
         client: &C,
         ceiling: Option<Duration>,
         running: Option<Running>,
+        pool: &Arc<dyn MemoryPool>,
     ) -> Stopper {
+        let stopped = client
+            .session_extensions()
+            .get_or_insert_with(|| StoppedEarly(Arc::new(AtomicBool::new(false))));
+        if stopped.0.swap(false, Ordering::SeqCst) {
+            let since = std::time::Instant::now();
+            while pool.reserved() > 0 && since.elapsed() < SETTLE_AT_MOST {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         Stopper {
             signal: stop_signal(client, ceiling).await,
             running: Arc::new(running),
+            stopped: Arc::clone(&stopped.0),
         }
     }
 
@@ -160,6 +186,7 @@ impl Stopper {
         }));
         let mut signal = self.signal.clone();
         let running = Arc::clone(&self.running);
+        let stopped = Arc::clone(&self.stopped);
         let mut done = false;
         query.data_rows = Box::pin(futures::stream::poll_fn(move |cx| {
             let (_producer, _running) = (&producer, &running);
@@ -168,9 +195,14 @@ impl Stopper {
             }
             if let Poll::Ready(why) = signal.poll_unpin(cx) {
                 done = true;
+                stopped.store(true, Ordering::SeqCst);
                 return Poll::Ready(Some(Err(error(why))));
             }
-            rx.poll_recv(cx)
+            let next = rx.poll_recv(cx);
+            if let Poll::Ready(Some(Err(_))) = &next {
+                stopped.store(true, Ordering::SeqCst);
+            }
+            next
         }));
         Response::Query(query)
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use amoeba_catalog::Model;
 use async_trait::async_trait;
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -30,20 +31,24 @@ use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
-use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use datafusion_postgres::pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+};
 use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
-use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, METADATA_USER,
-    PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, ErrorHandler, METADATA_USER,
+    PgWireConnectionState, PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::extendedquery::Execute;
+use datafusion_postgres::pgwire::messages::response::EmptyQueryResponse;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, QueryHook};
-use futures::Sink;
+use futures::{Sink, SinkExt};
 
 use super::access::{AccessControl, PERMISSION_DENIED, StatementGate, session_for};
 use super::admin::AdminCommand;
@@ -227,7 +232,12 @@ pub(crate) struct Sessions {
 }
 
 /// The SQL service of one connection.
-struct ConnectionSql(Arc<DfSessionService>);
+#[derive(Clone)]
+pub(crate) struct ConnectionSql {
+    pub(crate) service: Arc<DfSessionService>,
+    /// The memory pool of the connection's queries.
+    pub(crate) pool: Arc<dyn MemoryPool>,
+}
 
 impl Sessions {
     fn service(ctx: SessionContext, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
@@ -245,16 +255,17 @@ impl Sessions {
     }
 
     /// The SQL service of `client`'s connection (made at its first statement).
-    fn of<C: ClientInfo + ?Sized>(&self, client: &C) -> Arc<DfSessionService> {
+    fn of<C: ClientInfo + ?Sized>(&self, client: &C) -> ConnectionSql {
         let user = user_of(client).unwrap_or("");
         let sql = client.session_extensions().get_or_insert_with(|| {
             let access = self.access.of(user);
-            ConnectionSql(Sessions::service(
-                session_for(&self.base, user, &access, self.query_memory),
-                &self.access,
-            ))
+            let ctx = session_for(&self.base, user, &access, self.query_memory);
+            ConnectionSql {
+                pool: Arc::clone(&ctx.runtime_env().memory_pool),
+                service: Sessions::service(ctx, &self.access),
+            }
         });
-        Arc::clone(&sql.0)
+        sql.as_ref().clone()
     }
 }
 
@@ -307,9 +318,14 @@ impl SimpleQueryHandler for AmoebaService {
                 let sql = self.sessions.of(client);
                 let rewritten = sql_compat::rewrite(query, client.metadata());
                 let query = rewritten.as_deref().unwrap_or(query);
-                let stopper = Stopper::start(client, self.statement_timeout, running).await;
+                let stopper =
+                    Stopper::start(client, self.statement_timeout, running, &sql.pool).await;
                 let responses = stopper
-                    .run(SimpleQueryHandler::do_query(sql.as_ref(), client, query))
+                    .run(SimpleQueryHandler::do_query(
+                        sql.service.as_ref(),
+                        client,
+                        query,
+                    ))
                     .await?;
                 Ok(responses.into_iter().map(|r| stopper.rows(r)).collect())
             }
@@ -324,6 +340,61 @@ impl ExtendedQueryHandler for AmoebaService {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// pgwire's Execute collects all of a portal's rows before sending the first when the
+    /// client fetches them all (`max_rows` 0, what drivers do without a fetch size): a large
+    /// result would sit whole in the server's memory. A query's rows are streamed here
+    /// instead, batch by batch as DataFusion makes them; a fetch of some rows (a fetch size,
+    /// a cursor's batches) and every other statement take pgwire's way.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal))
+                if message.max_rows == 0
+                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+                    && matches!(
+                        portal.statement.statement,
+                        (_, Some((Statement::Query(_), _)))
+                    ) =>
+            {
+                portal
+            }
+            _ => return self._on_execute(client, message).await,
+        };
+        let state = portal.state();
+        if !matches!(*state.lock().await, PortalExecutionState::Initial) {
+            return self._on_execute(client, message).await;
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), 0).await? {
+            Response::Query(rows) => {
+                *state.lock().await = PortalExecutionState::Finished;
+                send_query_response(client, rows, false).await?;
+            }
+            Response::EmptyQuery => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            Response::Execution(tag) => send_execution_response(client, tag).await?,
+            Response::Error(e) => return Err(PgWireError::UserError(e)),
+            _ => {
+                return Err(PgWireError::ApiError(
+                    "a query answered with a transaction or COPY response".into(),
+                ));
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
     }
 
     async fn do_query<C>(
@@ -348,10 +419,10 @@ impl ExtendedQueryHandler for AmoebaService {
                 .await;
         }
         let sql = self.sessions.of(client);
-        let stopper = Stopper::start(client, self.statement_timeout, running).await;
+        let stopper = Stopper::start(client, self.statement_timeout, running, &sql.pool).await;
         let response = stopper
             .run(ExtendedQueryHandler::do_query(
-                sql.as_ref(),
+                sql.service.as_ref(),
                 client,
                 portal,
                 max_rows,
@@ -386,7 +457,7 @@ impl QueryParser for AmoebaParser {
                 Ok(Some((sql.to_string(), None)))
             }
             None => {
-                let parser = self.sessions.of(client).query_parser();
+                let parser = self.sessions.of(client).service.query_parser();
                 let rewritten = sql_compat::rewrite(sql, client.metadata());
                 let sql = rewritten.as_deref().unwrap_or(sql);
                 parser.parse_sql(client, sql, types).await
