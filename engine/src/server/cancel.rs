@@ -23,8 +23,8 @@ use datafusion::execution::memory_pool::MemoryPool;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionHandle};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 
 use super::idle::Running;
 use crate::runtime::{InQueryRuntime, query_runtime};
@@ -119,6 +119,9 @@ pub(crate) struct Stopper {
 /// connection's extensions).
 struct StoppedEarly(Arc<AtomicBool>);
 
+/// The most rows handed from the query runtime to the connection at once.
+const ROWS_PER_CHUNK: usize = 1024;
+
 /// How long a statement waits for its stopped predecessor's memory.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
 
@@ -171,15 +174,18 @@ impl Stopper {
         let Response::Query(mut query) = response else {
             return response;
         };
-        let mut rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+        let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
         // The rows are produced by a task of their own, on the query runtime: an operator may
         // compute for a long time inside one poll, and the stop must reach the client
         // meanwhile. The task is aborted when the stream is dropped (stopped, finished, or the
         // client gone), which drops DataFusion's stream and with it the tasks it spawned.
+        // Rows cross between the runtimes in chunks (what is ready, up to ROWS_PER_CHUNK): a
+        // hand-over per row would cost a wake-up of the other runtime per row.
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let producer = AbortOnDrop(query_runtime().spawn(async move {
-            while let Some(row) = futures::StreamExt::next(&mut rows).await {
-                if tx.send(row).await.is_err() {
+            let mut chunks = rows.ready_chunks(ROWS_PER_CHUNK);
+            while let Some(chunk) = chunks.next().await {
+                if tx.send(chunk).await.is_err() {
                     break;
                 }
             }
@@ -188,6 +194,7 @@ impl Stopper {
         let running = Arc::clone(&self.running);
         let stopped = Arc::clone(&self.stopped);
         let mut done = false;
+        let mut pending = std::collections::VecDeque::new();
         query.data_rows = Box::pin(futures::stream::poll_fn(move |cx| {
             let (_producer, _running) = (&producer, &running);
             if done {
@@ -198,11 +205,18 @@ impl Stopper {
                 stopped.store(true, Ordering::SeqCst);
                 return Poll::Ready(Some(Err(error(why))));
             }
-            let next = rx.poll_recv(cx);
-            if let Poll::Ready(Some(Err(_))) = &next {
+            if pending.is_empty() {
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(chunk)) => pending.extend(chunk),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let next = pending.pop_front();
+            if let Some(Err(_)) = &next {
                 stopped.store(true, Ordering::SeqCst);
             }
-            next
+            Poll::Ready(next)
         }));
         Response::Query(query)
     }
