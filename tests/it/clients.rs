@@ -396,7 +396,7 @@ async fn psql_copies_a_query_to_a_file() {
     let out_dir = tempfile::tempdir().expect("tempdir");
     let csv = out_dir.path().join("units.csv");
     let sql = "select unit_id, name, parent_id from amoeba_units order by unit_id";
-    psql(
+    let status = psql(
         server.port,
         &format!("\\copy ({sql}) to '{}' with csv header", csv.display()),
     )
@@ -422,6 +422,8 @@ async fn psql_copies_a_query_to_a_file() {
     let mut want = vec!["unit_id,name,parent_id".to_string()];
     want.extend(rows);
     assert_eq!(copied.lines().collect::<Vec<_>>(), want);
+    // The row count of the command tag, as PostgreSQL's (the header is not a row).
+    assert_eq!(status.trim(), format!("COPY {}", want.len() - 1));
 
     // COPY … TO STDOUT in text format, and a table name, as drivers' copy_expert send them.
     let text = psql(server.port, "\\copy amoeba_units to stdout").await;

@@ -144,7 +144,8 @@ impl CopyFormat {
         out.push('\n');
     }
 
-    fn batch(&self, batch: &RecordBatch) -> PgWireResult<Bytes> {
+    /// The rows of `batch`, a line each.
+    fn lines(&self, batch: &RecordBatch) -> PgWireResult<Vec<String>> {
         let options = FormatOptions::default().with_null("");
         let formatters = batch
             .columns()
@@ -152,16 +153,18 @@ impl CopyFormat {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        let mut out = String::new();
+        let mut lines = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             let values = batch
                 .columns()
                 .iter()
                 .zip(&formatters)
                 .map(|(column, f)| (!column.is_null(row)).then(|| f.value(row).to_string()));
-            self.line(&mut out, values);
+            let mut line = String::new();
+            self.line(&mut line, values);
+            lines.push(line);
         }
-        Ok(Bytes::from(out))
+        Ok(lines)
     }
 }
 
@@ -223,19 +226,45 @@ impl CopyOutHook {
         let schema = frame.schema().as_arrow().clone();
         let columns = schema.fields().len();
         let batches = frame.execute_stream().await.map_err(api)?;
-        let header = format.header.then(|| {
+        // A CopyData message per row, as PostgreSQL sends them (pgwire's `COPY n` counts the
+        // messages). The header goes in front of the first row, so that it is not counted; a
+        // result without rows sends it alone.
+        let header = Arc::new(std::sync::Mutex::new(format.header.then(|| {
             let mut out = String::new();
             format.line(
                 &mut out,
                 schema.fields().iter().map(|f| Some(f.name().to_string())),
             );
-            Ok(CopyData::new(Bytes::from(out)))
+            out
+        })));
+        let first = Arc::clone(&header);
+        let rows = batches.flat_map(move |batch| {
+            let lines = batch.map_err(api).and_then(|batch| format.lines(&batch));
+            let messages: Vec<PgWireResult<CopyData>> = match lines {
+                Ok(mut lines) => {
+                    if let Some(line) = lines.first_mut()
+                        && let Some(header) = first.lock().ok().and_then(|mut h| h.take())
+                    {
+                        line.insert_str(0, &header);
+                    }
+                    lines
+                        .into_iter()
+                        .map(|l| Ok(CopyData::new(Bytes::from(l))))
+                        .collect()
+                }
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(messages)
         });
-        let rows = batches.map(move |batch| {
-            let batch = batch.map_err(api)?;
-            Ok(CopyData::new(format.batch(&batch)?))
-        });
-        let data = futures::stream::iter(header).chain(rows);
+        let header_alone = futures::stream::once(async move {
+            header
+                .lock()
+                .ok()
+                .and_then(|mut h| h.take())
+                .map(|h| Ok(CopyData::new(Bytes::from(h))))
+        })
+        .filter_map(futures::future::ready);
+        let data = rows.chain(header_alone);
         // Overall format 0: text (CSV is text too).
         Ok(Response::CopyOut(CopyResponse::new(0, columns, data)))
     }
