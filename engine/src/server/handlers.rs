@@ -154,8 +154,10 @@ impl PgWireServerHandlers for AmoebaHandlers {
 /// on the class: 42 = the statement is wrong, 0A = not supported, 22 = bad data); the rest
 /// stay XX000.
 fn sqlstate_of(text: &str) -> Option<&'static str> {
+    if text.contains("table '") && text.contains("' not found") {
+        return Some("42P01");
+    }
     const CODES: &[(&str, &str)] = &[
-        ("not found", "42P01"),
         ("No field named", "42703"),
         ("Invalid function", "42883"),
         ("no function matches", "42883"),
@@ -485,6 +487,41 @@ impl QueryParser for AmoebaParser {
                 .any
                 .query_parser()
                 .get_result_schema(stmt, column_format),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlstate_of;
+
+    #[test]
+    fn datafusion_errors_get_postgres_sqlstates() {
+        for (error, code) in [
+            (
+                "Error during planning: table 'amoeba.public.nope' not found",
+                Some("42P01"),
+            ),
+            (
+                "Schema error: No field named nope. Valid fields are a, b.",
+                Some("42703"),
+            ),
+            (
+                "Error during planning: Invalid function 'nope'",
+                Some("42883"),
+            ),
+            (
+                "SQL error: ParserError(\"Expected: an expression\")",
+                Some("42601"),
+            ),
+            ("This feature is not implemented: SAVEPOINT", Some("0A000")),
+            ("Arrow error: Divide by zero error", Some("22012")),
+            (
+                "Object at location /w/ledger/v1/x.parquet not found: No such file",
+                None,
+            ),
+        ] {
+            assert_eq!(sqlstate_of(error), code, "{error}");
         }
     }
 }
