@@ -26,6 +26,12 @@ async fn connect(
     Ok(client)
 }
 
+/// The server's error behind a client error (a test fails if it is not one).
+fn server_error(e: &tokio_postgres::Error) -> &tokio_postgres::error::DbError {
+    e.as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"))
+}
+
 /// The SQLSTATE and message of a server's refusal.
 fn refusal(result: Result<tokio_postgres::Client, tokio_postgres::Error>) -> (String, String) {
     match result {
@@ -513,9 +519,7 @@ async fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
         .simple_query(heavy)
         .await
         .expect_err("over the limit");
-    let db = e
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    let db = server_error(&e);
     assert_eq!(db.code().code(), "53200", "{}", db.message());
     assert!(db.message().contains("out of memory"), "{}", db.message());
     // The same connection and another one go on with queries that fit.
@@ -547,9 +551,7 @@ async fn a_cancel_request_or_the_statement_timeout_stops_a_running_query() {
         .await
         .expect_err("cancelled");
     canceller.await.expect("canceller");
-    let db = e
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    let db = server_error(&e);
     assert_eq!(db.code().code(), "57014", "{}", db.message());
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -581,9 +583,7 @@ async fn a_cancel_request_or_the_statement_timeout_stops_a_running_query() {
                 .map(|_| ())
                 .expect_err("timed out")
         };
-        let db = e
-            .as_db_error()
-            .unwrap_or_else(|| panic!("not a server error: {e}"));
+        let db = server_error(&e);
         assert_eq!(db.code().code(), "57014", "{}", db.message());
         assert!(
             db.message().contains("statement timeout"),
@@ -637,9 +637,7 @@ async fn the_servers_statement_timeout_is_a_ceiling_and_idle_connections_are_clo
         .simple_query("SELECT COUNT(*) FROM order_lines a, order_lines b, order_lines c")
         .await
         .expect_err("stopped by the server's statement timeout");
-    let db = e
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    let db = server_error(&e);
     assert_eq!(db.code().code(), "57014", "{}", db.message());
     assert!(
         db.message().contains("statement timeout"),
@@ -666,9 +664,7 @@ async fn the_servers_statement_timeout_is_a_ceiling_and_idle_connections_are_clo
         .expect("the idle connection is closed")
         .expect("connection task");
     let e = ended.expect_err("closed by the server");
-    let db = e
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    let db = server_error(&e);
     assert_eq!(db.code().code(), "57P05", "{}", db.message());
     assert!(client.is_closed());
     assert!(client.simple_query("SELECT 1").await.is_err());
