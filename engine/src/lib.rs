@@ -14,6 +14,7 @@ mod fingerprint;
 pub mod ledger;
 mod objects;
 mod pg_compat;
+mod pg_expandarray;
 mod pg_functions;
 mod refresher;
 mod runtime;

@@ -32,10 +32,12 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, new_n
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::exec_err;
+use datafusion::config::{ConfigEntry, ConfigOptions};
 use datafusion::datasource::{MemTable, ViewTable};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, SimpleScalarUDF,
+    TypeSignature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
@@ -43,6 +45,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
 };
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
+use crate::cube::AmoebaOptions;
 use crate::error::{EngineError, Result};
 use crate::pg_functions;
 use crate::session::CATALOG_NAME;
@@ -527,49 +530,110 @@ fn register_functions(ctx: &SessionContext) {
         ctx.register_udf(variadic_text_udf(name, |_, _| Ok(None)));
     }
     ctx.register_udf(current_setting_udf());
+    ctx.register_udf(crate::pg_expandarray::expandarray_udf());
     ctx.register_udf(format_udf());
     ctx.register_udf(json_build_object_udf());
 }
 
-/// `current_setting(name [, missing_ok])`: the server's settings; an unknown name is an
-/// error (or NULL with `missing_ok`), as in PostgreSQL.
+/// The session's options by the names `SET` takes: DataFusion's (`datafusion.…`) and those of
+/// its extensions, Amoeba's among them (`amoeba.cube_routing`). DataFusion lists an
+/// extension's options without its prefix; here they get it.
+pub(crate) fn session_options(options: &ConfigOptions) -> Vec<ConfigEntry> {
+    let mut entries: Vec<ConfigEntry> = options
+        .entries()
+        .into_iter()
+        .filter(|entry| entry.key.starts_with("datafusion."))
+        .collect();
+    for (prefix, extension) in options.extensions.iter() {
+        entries.extend(extension.entries().into_iter().map(|entry| ConfigEntry {
+            key: format!("{prefix}.{}", entry.key),
+            ..entry
+        }));
+    }
+    entries
+}
+
+/// Amoeba's session options with their descriptions (what `SHOW ALL` lists).
+pub(crate) fn amoeba_options() -> Vec<ConfigEntry> {
+    let mut options = ConfigOptions::new();
+    options.extensions.insert(AmoebaOptions::default());
+    session_options(&options)
+        .into_iter()
+        .filter(|entry| !entry.key.starts_with("datafusion."))
+        .collect()
+}
+
+/// `current_setting(name [, missing_ok])`: the server's settings, and the session's
+/// DataFusion and Amoeba options by their dotted names (`amoeba.cube_routing`, as `SET`
+/// them); an unknown name is an error (or NULL with `missing_ok`), as in PostgreSQL.
 fn current_setting_udf() -> ScalarUDF {
-    let signature = Signature::one_of(
-        vec![
-            TypeSignature::Exact(vec![DataType::Utf8]),
-            TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
-        ],
-        Volatility::Stable,
-    );
-    ScalarUDF::from(SimpleScalarUDF::new_with_signature(
-        "current_setting",
-        signature,
-        DataType::Utf8,
-        Arc::new(|args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let Some(names) = arrays
-                .first()
-                .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-            else {
-                return exec_err!("current_setting needs a setting name");
+    ScalarUDF::new_from_impl(CurrentSetting {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+    })
+}
+
+/// `current_setting`: a UDF of its own because it reads the session's options, which a
+/// function sees only through its arguments at execution.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(names) = arrays
+            .first()
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        else {
+            return exec_err!("current_setting needs a setting name");
+        };
+        let missing_ok = arrays
+            .get(1)
+            .and_then(|a| a.as_any().downcast_ref::<BooleanArray>())
+            .is_some_and(|a| !a.is_empty() && a.value(0));
+        let mut options: Option<Vec<ConfigEntry>> = None;
+        let mut values = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            let Some(name) = name else {
+                values.push(None);
+                continue;
             };
-            let missing_ok = arrays
-                .get(1)
-                .and_then(|a| a.as_any().downcast_ref::<BooleanArray>())
-                .is_some_and(|a| !a.is_empty() && a.value(0));
-            let mut values = Vec::with_capacity(names.len());
-            for name in names.iter() {
-                values.push(match name.map(|n| (n, setting(n))) {
-                    Some((_, Some(value))) => Some(value),
-                    Some((n, None)) if !missing_ok => {
-                        return exec_err!("unrecognized configuration parameter \"{n}\"");
-                    }
-                    _ => None,
-                });
+            let value = match setting(name) {
+                Some(value) => Some(value),
+                None if name.contains('.') => options
+                    .get_or_insert_with(|| session_options(&args.config_options))
+                    .iter()
+                    .find(|entry| entry.key.eq_ignore_ascii_case(name))
+                    .map(|entry| entry.value.clone().unwrap_or_default()),
+                None => None,
+            };
+            match value {
+                Some(value) => values.push(Some(value)),
+                None if missing_ok => values.push(None),
+                None => return exec_err!("unrecognized configuration parameter \"{name}\""),
             }
-            Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
-        }),
-    ))
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+    }
 }
 
 /// The arguments of a variadic text function, each cast to text, row by row.

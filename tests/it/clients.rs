@@ -92,28 +92,7 @@ fn normalized(value: &str) -> String {
 
 /// Steps of the client scripts the server cannot serve yet (client, step as the script
 /// names it): each must still fail, everything else must pass.
-const KNOWN_CLIENT_GAPS: &[(&str, &str)] = &[
-    // DataFusion names both aggregates `max(order_lines.paid_at)` after unwrapping the cast.
-    (
-        "psycopg",
-        "max(cast(ts as date)) next to max(ts) in one select (aliased)",
-    ),
-    // Cursors declared in SQL are not protocol portals (psycopg describes the portal by the
-    // cursor's name), and DECLARE does not bind parameters.
-    (
-        "psycopg",
-        "server-side cursor (named, fetchmany batches, in a transaction)",
-    ),
-    (
-        "psycopg",
-        "server-side cursor with bound parameters (DECLARE ... $1)",
-    ),
-    // A correlated scalar subquery inside CASE (column defaults) is not decorrelated.
-    (
-        "sqlalchemy",
-        "inspect: get_columns('pnl') and get_columns('order_lines')",
-    ),
-];
+const KNOWN_CLIENT_GAPS: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_read_the_figures_the_server_computes() {
@@ -308,25 +287,7 @@ async fn replay(client: &tokio_postgres::Client, statement: &Replayed) -> Result
 
 /// Statements the server cannot answer yet (file, step): each must still fail, so that a fix
 /// takes it off this list. Everything else must succeed.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    // information_schema.columns has no udt_* columns.
-    (
-        "metabase.sql",
-        "sync fields (describe-fields-sql; capture A #12)",
-    ),
-    // information_schema._pg_expandarray (a set-returning function of a record) is missing.
-    (
-        "metabase.sql",
-        "sync fields (pgjdbc getPrimaryKeys 42.7.x; capture A #14; one call per table)",
-    ),
-    (
-        "metabase.sql",
-        "generic JDBC metadata (pgjdbc 42.7.7 getIndexInfo(null,\"public\",\"pnl\",false,true))",
-    ),
-    // A boolean column compared with 't'; an int2vector subscripted by an array.
-    ("tableau.sql", "browse table pnl (SQLPrimaryKeys)"),
-    ("tableau.sql", "browse table pnl (SQLForeignKeys)"),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bi_tools_introspection_sequences_replay() {

@@ -479,9 +479,44 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
             .await
             .is_ok()
     );
+    let shown = |rows: Vec<Vec<String>>| rows.concat().join(",");
+    assert_eq!(
+        shown(
+            texts(&analyst, "SHOW amoeba.cube_routing")
+                .await
+                .expect("show")
+        ),
+        "true"
+    );
     texts(&analyst, "SET amoeba.cube_routing = false")
         .await
         .expect("set");
+    // SHOW and current_setting read the connection's options, in both protocols.
+    assert_eq!(
+        shown(
+            texts(&analyst, "SHOW amoeba.cube_routing")
+                .await
+                .expect("show")
+        ),
+        "false"
+    );
+    let extended: String = analyst
+        .query_one("SELECT current_setting('amoeba.cube_routing')", &[])
+        .await
+        .expect("current_setting")
+        .get(0);
+    assert_eq!(extended, "false");
+    let all = texts(&analyst, "SHOW ALL").await.expect("show all");
+    assert!(
+        all.iter()
+            .any(|row| row[..2] == ["amoeba.cube_routing".to_string(), "false".to_string()]),
+        "{all:?}"
+    );
+    assert!(all.iter().any(|row| row[0] == "server_version"), "{all:?}");
+    let (code, _) = texts(&analyst, "SHOW amoeba.no_such_setting")
+        .await
+        .expect_err("unknown setting");
+    assert_ne!(code, "?");
     let plan = |rows: Vec<Vec<String>>| {
         rows.iter()
             .map(|r| r.join(" "))

@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use amoeba_catalog::Model;
 use async_trait::async_trait;
+use datafusion::common::DFSchema;
 use datafusion::execution::memory_pool::MemoryPool;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
-use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
@@ -35,8 +36,8 @@ use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionSt
 use datafusion_postgres::pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
-use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, ErrorHandler, METADATA_USER,
@@ -56,6 +57,7 @@ use super::auth::{Auth, ConnectionStartup, Credentials};
 use super::cancel::Stopper;
 use super::config::ServerConfig;
 use super::copy_out::CopyOutHook;
+use super::cursor::{self, CursorStatement, Cursors};
 use super::idle::IdleWatch;
 use super::sql_compat::{self, SavepointHook};
 use crate::Refresher;
@@ -88,7 +90,7 @@ impl AmoebaHandlers {
     ) -> Self {
         let access = Arc::new(AccessControl::from_model(model));
         let sessions = Arc::new(Sessions {
-            any: Sessions::service(ctx.as_ref().clone(), &access),
+            any: Sessions::service(Arc::new(ctx.as_ref().clone()), &access),
             base: ctx,
             access,
             query_memory: config.query_memory,
@@ -237,23 +239,24 @@ pub(crate) struct Sessions {
 #[derive(Clone)]
 pub(crate) struct ConnectionSql {
     pub(crate) service: Arc<DfSessionService>,
+    /// The connection's session (what the service plans and runs in).
+    pub(crate) ctx: Arc<SessionContext>,
     /// The memory pool of the connection's queries.
     pub(crate) pool: Arc<dyn MemoryPool>,
 }
 
 impl Sessions {
-    fn service(ctx: SessionContext, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
+    fn service(ctx: Arc<SessionContext>, access: &Arc<AccessControl>) -> Arc<DfSessionService> {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(StatementGate {
                 access: Arc::clone(access),
             }),
             Arc::new(SavepointHook),
             Arc::new(CopyOutHook),
-            Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
+        Arc::new(DfSessionService::new_with_hooks(ctx, hooks))
     }
 
     /// The SQL service of `client`'s connection (made at its first statement).
@@ -262,9 +265,11 @@ impl Sessions {
         let sql = client.session_extensions().get_or_insert_with(|| {
             let access = self.access.of(user);
             let ctx = session_for(&self.base, user, &access, self.query_memory);
+            let ctx = Arc::new(ctx);
             ConnectionSql {
                 pool: Arc::clone(&ctx.runtime_env().memory_pool),
-                service: Sessions::service(ctx, &self.access),
+                service: Sessions::service(Arc::clone(&ctx), &self.access),
+                ctx,
             }
         });
         sql.as_ref().clone()
@@ -300,6 +305,104 @@ impl AmoebaService {
             encode_dataframe(df, format, Some(options)).await?,
         ))
     }
+
+    /// Runs a cursor statement (`cursor.rs`); a DECLARE with the `plan` of its query, its
+    /// parameters bound. Closed cursors' protocol portals go with them.
+    async fn cursor<C: ClientInfo + ClientPortalStore>(
+        &self,
+        client: &C,
+        statement: CursorStatement,
+        plan: Option<LogicalPlan>,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C::PortalStore: PortalStore,
+    {
+        let running = self.idle.running(client);
+        let cursors = Cursors::of(client);
+        match statement {
+            CursorStatement::Declare { name, hold, .. } => {
+                let plan = plan.ok_or_else(|| {
+                    PgWireError::ApiError("a DECLARE without its query's plan".into())
+                })?;
+                let sql = self.sessions.of(client);
+                let stopper =
+                    Stopper::start(client, self.statement_timeout, running, &sql.pool).await;
+                stopper
+                    .run(async {
+                        let df = sql
+                            .ctx
+                            .execute_logical_plan(plan)
+                            .await
+                            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                        cursors.declare(&name, hold, df).await
+                    })
+                    .await
+            }
+            CursorStatement::Fetch { name, count } => {
+                let sql = self.sessions.of(client);
+                let stopper =
+                    Stopper::start(client, self.statement_timeout, running, &sql.pool).await;
+                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Ok(stopper.rows(cursors.fetch(&name, count, format, options)?))
+            }
+            CursorStatement::Close { name } => {
+                for closed in cursors.close(name.as_deref())? {
+                    client.portal_store().rm_portal(&closed);
+                }
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+        }
+    }
+
+    /// A cursor statement in the extended protocol: a DECLARE's query gets the Bind's values,
+    /// and the cursor becomes a protocol portal too (psycopg describes it by name).
+    async fn extended_cursor<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<DfStatement>,
+        statement: &Statement,
+        cursor: CursorStatement,
+        plan: &LogicalPlan,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+    {
+        let format = &portal.result_column_format;
+        let CursorStatement::Declare { name, query, .. } = &cursor else {
+            return self.cursor(client, cursor, None, format).await;
+        };
+        let (name, query) = (name.clone(), query.clone());
+        let values = cursor::bound_parameters(portal, plan)?;
+        let bound = plan
+            .clone()
+            .replace_params_with_values(&values)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let response = self.cursor(client, cursor, Some(bound), format).await?;
+        if let Statement::Declare { stmts } = statement
+            && let Some(for_query) = stmts.first().and_then(|d| d.for_query.clone())
+        {
+            let described: DfStatement = (query, Some((Statement::Query(for_query), plan.clone())));
+            client
+                .portal_store()
+                .put_portal(Arc::new(Portal::new_cursor(
+                    name.clone(),
+                    Arc::new(StoredStatement::new(name, described, vec![])),
+                )));
+        }
+        Ok(response)
+    }
+
+    /// A COMMIT or ROLLBACK closes the cursors declared without HOLD.
+    fn end_transaction<C: ClientInfo + ClientPortalStore>(client: &C)
+    where
+        C::PortalStore: PortalStore,
+    {
+        for closed in Cursors::of(client).end_transaction() {
+            client.portal_store().rm_portal(&closed);
+        }
+    }
 }
 
 #[async_trait]
@@ -317,6 +420,25 @@ impl SimpleQueryHandler for AmoebaService {
                 self.admin(client, &command?, &Format::UnifiedText).await?,
             ]),
             None => {
+                if let Some(statement) = CursorStatement::parse(query) {
+                    let (_, statement) = statement?;
+                    let plan = match &statement {
+                        CursorStatement::Declare { query, .. } => {
+                            match self.parser.parse_query(client, query, &[]).await? {
+                                Some((_, Some((_, plan)))) => Some(plan),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    return Ok(vec![
+                        self.cursor(client, statement, plan, &Format::UnifiedText)
+                            .await?,
+                    ]);
+                }
+                if cursor::text_ends_transaction(query) {
+                    AmoebaService::end_transaction(client);
+                }
                 let sql = self.sessions.of(client);
                 let rewritten = sql_compat::rewrite(query, client.metadata());
                 let query = rewritten.as_deref().unwrap_or(query);
@@ -363,7 +485,7 @@ impl ExtendedQueryHandler for AmoebaService {
                     && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
                     && matches!(
                         portal.statement.statement,
-                        (_, Some((Statement::Query(_), _)))
+                        (_, Some((Statement::Query(_) | Statement::Fetch { .. }, _)))
                     ) =>
             {
                 portal
@@ -411,7 +533,8 @@ impl ExtendedQueryHandler for AmoebaService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (text, plan) = &portal.statement.statement;
+        let text_and_plan = &portal.statement.statement;
+        let (text, plan) = text_and_plan;
         let running = self.idle.running(client);
         if plan.is_none()
             && let Some(command) = AdminCommand::parse(text)
@@ -419,6 +542,17 @@ impl ExtendedQueryHandler for AmoebaService {
             return self
                 .admin(client, &command?, &portal.result_column_format)
                 .await;
+        }
+        if let (_, Some((statement, plan))) = text_and_plan {
+            if let Some(cursor) = CursorStatement::of(statement) {
+                drop(running);
+                return self
+                    .extended_cursor(client, portal, statement, cursor?, plan)
+                    .await;
+            }
+            if cursor::ends_transaction(statement) {
+                AmoebaService::end_transaction(client);
+            }
         }
         let sql = self.sessions.of(client);
         let stopper = Stopper::start(client, self.statement_timeout, running, &sql.pool).await;
@@ -435,9 +569,72 @@ impl ExtendedQueryHandler for AmoebaService {
 }
 
 /// datafusion-postgres's parser, with administrative commands kept as statements without a
-/// plan (it would reject them).
+/// plan (it would reject them), and cursor statements planned here (`cursor.rs`).
 pub(crate) struct AmoebaParser {
     sessions: Arc<Sessions>,
+}
+
+impl AmoebaParser {
+    /// A query (or any statement datafusion-postgres answers) in `client`'s session, after
+    /// the compatibility rewrites.
+    async fn parse_query<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<DfStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let parser = self.sessions.of(client).service.query_parser();
+        let rewritten = sql_compat::rewrite(sql, client.metadata());
+        let bound = sql_compat::parameters(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
+        Ok(match parser.parse_sql(client, sql, types).await? {
+            Some((text, Some((statement, plan)))) => {
+                Some((text, Some((statement, parameters_kept(plan, &bound)?))))
+            }
+            other => other,
+        })
+    }
+}
+
+/// `plan` with every parameter of `bound` in it. datafusion-postgres binds the values of an
+/// Execute to the parameters its plan has, in order, so a parameter its SQL rewrites dropped
+/// (a catalog subquery replaced by NULL) would shift the values after it onto the wrong
+/// parameters. A dropped one comes back in a filter that is always true (`$n IS NULL OR
+/// true`, gone once the values are bound and the plan simplified).
+fn parameters_kept(
+    plan: LogicalPlan,
+    bound: &std::collections::BTreeSet<String>,
+) -> PgWireResult<LogicalPlan> {
+    if bound.is_empty()
+        || matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_)
+        )
+    {
+        return Ok(plan);
+    }
+    let planned = plan
+        .get_parameter_types()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let kept = bound
+        .iter()
+        .filter(|id| !planned.contains_key(*id))
+        .map(|id| {
+            Expr::Placeholder(Placeholder::new_with_field(id.clone(), None))
+                .is_null()
+                .or(lit(true))
+        })
+        .reduce(Expr::and);
+    match kept {
+        None => Ok(plan),
+        Some(predicate) => LogicalPlanBuilder::from(plan)
+            .filter(predicate)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(|e| PgWireError::ApiError(Box::new(e))),
+    }
 }
 
 #[async_trait]
@@ -459,10 +656,31 @@ impl QueryParser for AmoebaParser {
                 Ok(Some((sql.to_string(), None)))
             }
             None => {
-                let parser = self.sessions.of(client).service.query_parser();
-                let rewritten = sql_compat::rewrite(sql, client.metadata());
-                let sql = rewritten.as_deref().unwrap_or(sql);
-                parser.parse_sql(client, sql, types).await
+                let Some(cursor) = CursorStatement::parse(sql) else {
+                    return self.parse_query(client, sql, types).await;
+                };
+                let (statement, cursor) = cursor?;
+                let plan = match &cursor {
+                    CursorStatement::Declare { query, .. } => {
+                        match self.parse_query(client, query, types).await? {
+                            Some((_, Some((_, plan)))) => plan,
+                            _ => {
+                                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                                    "ERROR".to_string(),
+                                    "42601".to_string(),
+                                    "DECLARE CURSOR needs a query".to_string(),
+                                ))));
+                            }
+                        }
+                    }
+                    // A FETCH describes the cursor's columns.
+                    CursorStatement::Fetch { name, .. } => Cursors::of(client).fetch_plan(name)?,
+                    CursorStatement::Close { .. } => LogicalPlan::EmptyRelation(EmptyRelation {
+                        produce_one_row: false,
+                        schema: Arc::new(DFSchema::empty()),
+                    }),
+                };
+                Ok(Some((sql.to_string(), Some((statement, plan)))))
             }
         }
     }
@@ -477,6 +695,8 @@ impl QueryParser for AmoebaParser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match stmt {
+            // A DECLARE and a CLOSE return no rows (the cursor's rows come with FETCH).
+            (_, Some((Statement::Declare { .. } | Statement::Close { .. }, _))) => Ok(vec![]),
             (text, None) if AdminCommand::parse(text).is_some() => arrow_schema_to_pg_fields(
                 &cube::status_schema(),
                 column_format.unwrap_or(&Format::UnifiedText),

@@ -23,6 +23,7 @@ mod auth;
 mod cancel;
 mod config;
 mod copy_out;
+mod cursor;
 mod handlers;
 mod idle;
 mod sql_compat;

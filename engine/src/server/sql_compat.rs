@@ -39,14 +39,15 @@ use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::PgWireResult;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArguments, GroupByExpr, Ident, ObjectName,
-    ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, Value, ValueWithSpan, VisitMut,
-    VisitorMut,
+    AccessExpr, BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SetExpr, Statement, Subscript, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::pg_compat;
+use crate::pg_expandarray::EXPANDARRAY;
 
 /// `information_schema` tables DataFusion lacks, and the `pg_catalog` tables standing in.
 const INFORMATION_SCHEMA_TABLES: &[(&str, &str)] = &[
@@ -86,13 +87,17 @@ const AGGREGATES: &[&str] = &[
 /// parse). `settings` are the connection's own (`SET` by the client), in lower case.
 pub(crate) fn rewrite(sql: &str, settings: &HashMap<String, String>) -> Option<String> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
-    let mut rewriter = Rewriter { changed: false };
+    let mut rewriter = Rewriter {
+        changed: false,
+        reads_catalog: false,
+    };
     for statement in &mut statements {
         if let Some(select) = show_as_select(statement, settings) {
             *statement = select;
             rewriter.changed = true;
             continue;
         }
+        rewriter.reads_catalog = reads_catalog(statement);
         let _ = statement.visit(&mut rewriter);
     }
     rewriter.changed.then(|| {
@@ -104,28 +109,60 @@ pub(crate) fn rewrite(sql: &str, settings: &HashMap<String, String>) -> Option<S
     })
 }
 
-/// `SHOW <setting>` as a one-row SELECT, for the settings Amoeba answers itself.
+/// `SHOW <setting>` as a one-row SELECT, for the settings Amoeba answers itself; the
+/// session's DataFusion and Amoeba options (dotted names) through `current_setting`, which
+/// reads them when the query runs; `SHOW ALL` from `pg_settings` and DataFusion's options.
 fn show_as_select(statement: &Statement, settings: &HashMap<String, String>) -> Option<Statement> {
     let Statement::ShowVariable { variable } = statement else {
         return None;
     };
-    let [name] = variable.as_slice() else {
-        return None;
+    let words: Vec<&str> = variable.iter().map(|part| part.value.as_str()).collect();
+    // `SHOW TRANSACTION ISOLATION LEVEL`, `SHOW TIME ZONE`: names of several words;
+    // `SHOW amoeba.cube_routing` comes as two.
+    let name = match words.join(" ").to_ascii_lowercase().as_str() {
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        "time zone" => "TimeZone".to_string(),
+        _ => words.join("."),
     };
-    let key = name.value.to_ascii_lowercase();
-    // statement_timeout is the connection's, answered by datafusion-postgres.
-    if key == "statement_timeout" {
+    let key = name.to_ascii_lowercase();
+    let sql = if key == "all" {
+        let amoeba: String = pg_compat::amoeba_options()
+            .iter()
+            .map(|option| {
+                format!(
+                    " UNION ALL SELECT {name}, current_setting({name}), {description}",
+                    name = Value::SingleQuotedString(option.key.clone()),
+                    description = Value::SingleQuotedString(option.description.to_string()),
+                )
+            })
+            .collect();
+        format!(
+            "SELECT name, setting, description FROM (\
+               SELECT name, setting, short_desc AS description FROM pg_catalog.pg_settings \
+               UNION ALL SELECT name, value, description FROM information_schema.df_settings \
+                 WHERE name LIKE 'datafusion.%'{amoeba}) \
+             ORDER BY name"
+        )
+    } else if key.contains('.') {
+        format!(
+            "SELECT current_setting({}) AS {}",
+            Value::SingleQuotedString(key),
+            Ident::with_quote('"', name.as_str())
+        )
+    } else if key == "statement_timeout" {
+        // statement_timeout is the connection's, answered by datafusion-postgres.
         return None;
-    }
-    let value = settings
-        .get(&key)
-        .cloned()
-        .or_else(|| pg_compat::setting(&key))?;
-    let sql = format!(
-        "SELECT {} AS {}",
-        Value::SingleQuotedString(value),
-        Ident::with_quote('"', name.value.as_str())
-    );
+    } else {
+        let value = settings
+            .get(&key)
+            .cloned()
+            .or_else(|| pg_compat::setting(&key))?;
+        format!(
+            "SELECT {} AS {}",
+            Value::SingleQuotedString(value),
+            Ident::with_quote('"', name.as_str())
+        )
+    };
     Parser::parse_sql(&PostgreSqlDialect {}, &sql)
         .ok()?
         .into_iter()
@@ -134,14 +171,20 @@ fn show_as_select(statement: &Statement, settings: &HashMap<String, String>) -> 
 
 struct Rewriter {
     changed: bool,
+    /// The statement reads the system catalog (its subqueries in a select list are left to
+    /// datafusion-postgres, see `keep_scalar_subqueries`).
+    reads_catalog: bool,
 }
 
 impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.changed |= cast_aggregates_apart(query);
         if let SetExpr::Select(select) = query.body.as_mut() {
+            self.changed |= keep_scalar_subqueries(select, self.reads_catalog);
             self.changed |= unique_output_names(select);
+            self.changed |= bigint_ranks(select);
         }
         ControlFlow::Continue(())
     }
@@ -217,14 +260,7 @@ impl VisitorMut for Rewriter {
                     self.changed = true;
                 }
             }
-            Expr::Function(function)
-                if function
-                    .name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts")) =>
-            {
+            Expr::Function(function) if is_named(function, "generate_subscripts") => {
                 if let FunctionArguments::List(list) = &function.args
                     && let [array, dimension] = list.args.as_slice()
                     && let Some(subscripts) = parsed_expr(&format!(
@@ -233,6 +269,74 @@ impl VisitorMut for Rewriter {
                 {
                     *expr = subscripts;
                     self.changed = true;
+                }
+            }
+            Expr::Function(function)
+                if is_named(function, "generate_series") && function.over.is_none() =>
+            {
+                // In a select list, PostgreSQL's generate_series returns rows; DataFusion's
+                // scalar generate_series returns a list.
+                if let Some(series) = parsed_expr(&format!("unnest({function})")) {
+                    *expr = series;
+                    self.changed = true;
+                }
+            }
+            Expr::Function(function)
+                if (is_named(function, "col_description")
+                    || is_named(function, "obj_description"))
+                    && casts_a_name_to_regclass(&function.args) =>
+            {
+                // `col_description(format('%I.%I', schema, table)::regclass, n)` (Metabase): a
+                // name-to-oid lookup DataFusion cannot cast. Amoeba keeps no comments (the
+                // function is NULL for every object), so the call is NULL.
+                *expr = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(Expr::value(Value::Null)),
+                    data_type: DataType::Text,
+                    array: false,
+                    format: None,
+                };
+                self.changed = true;
+            }
+            Expr::Function(function) if is_named(function, "_pg_expandarray") => {
+                if let FunctionArguments::List(list) = &function.args
+                    && let [array] = list.args.as_slice()
+                    && let Some(expanded) = parsed_expr(&format!("unnest({EXPANDARRAY}({array}))"))
+                {
+                    *expr = expanded;
+                    self.changed = true;
+                }
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                match access_chain.as_mut_slice() {
+                    // `(record).field`
+                    [AccessExpr::Dot(Expr::Identifier(field))]
+                        if matches!(**root, Expr::Nested(_)) =>
+                    {
+                        if let Some(get) = parsed_expr(&format!(
+                            "get_field({root}, {})",
+                            Value::SingleQuotedString(field.value.clone())
+                        )) {
+                            *expr = get;
+                            self.changed = true;
+                        }
+                    }
+                    // `pg_index.indkey[i]`: int2vector and oidvector count from 0.
+                    [
+                        ..,
+                        AccessExpr::Dot(Expr::Identifier(name)),
+                        AccessExpr::Subscript(Subscript::Index { index }),
+                    ] if is_zero_based(&name.value) => {
+                        *index = plus_one(index);
+                        self.changed = true;
+                    }
+                    [AccessExpr::Subscript(Subscript::Index { index })]
+                        if last_name(root).is_some_and(is_zero_based) =>
+                    {
+                        *index = plus_one(index);
+                        self.changed = true;
+                    }
+                    _ => {}
                 }
             }
             Expr::InSubquery {
@@ -251,6 +355,25 @@ impl VisitorMut for Rewriter {
                     list: vec![Expr::value(Value::SingleQuotedString("public".to_string()))],
                     negated: *negated,
                 };
+                self.changed = true;
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq | BinaryOperator::NotEq,
+                right,
+            } if boolean_literal(left, right).is_some()
+                || boolean_literal(right, left).is_some() =>
+            {
+                // `pg_index.indisprimary = 't'` (psqlODBC): PostgreSQL reads the literal as a
+                // boolean; DataFusion would compare the column's text, 'true', with 't'.
+                let (literal, value) = match boolean_literal(left, right) {
+                    Some(value) => (right, value),
+                    None => {
+                        let value = boolean_literal(right, left).unwrap_or_default();
+                        (left, value)
+                    }
+                };
+                **literal = Expr::value(Value::Boolean(value));
                 self.changed = true;
             }
             Expr::BinaryOp {
@@ -282,6 +405,50 @@ impl VisitorMut for Rewriter {
                 {
                     self.changed = true;
                 }
+            }
+            Expr::Case {
+                operand: None,
+                conditions,
+                else_result,
+                ..
+            } if conditions.len() == 1
+                && else_result.as_deref().is_none_or(|e| {
+                    matches!(
+                        e,
+                        Expr::Value(ValueWithSpan {
+                            value: Value::Null,
+                            ..
+                        })
+                    )
+                })
+                && matches!(&conditions[0].result, Expr::Subquery(q) if matches!(*q.body, SetExpr::Select(_))) =>
+            {
+                // `CASE WHEN c THEN (SELECT …) END` (SQLAlchemy's column defaults): DataFusion
+                // does not decorrelate a subquery inside CASE. Both are NULL unless `c` holds and
+                // the subquery finds a row, so `c` moves into the subquery's WHERE.
+                let when = conditions.remove(0);
+                let (condition, mut subquery) = match when.result {
+                    Expr::Subquery(subquery) => (when.condition, subquery),
+                    _ => return ControlFlow::Continue(()),
+                };
+                if let SetExpr::Select(select) = subquery.body.as_mut() {
+                    let condition = Expr::Nested(Box::new(condition));
+                    select.selection = Some(match select.selection.take() {
+                        Some(filter) => Expr::BinaryOp {
+                            left: Box::new(Expr::Nested(Box::new(filter))),
+                            op: BinaryOperator::And,
+                            right: Box::new(condition),
+                        },
+                        None => condition,
+                    });
+                }
+                // In parentheses, so that datafusion-postgres keeps it (`keep_scalar_subqueries`).
+                *expr = if self.reads_catalog {
+                    Expr::Subquery(subquery)
+                } else {
+                    Expr::Nested(Box::new(Expr::Subquery(subquery)))
+                };
+                self.changed = true;
             }
             _ => {}
         }
@@ -379,6 +546,329 @@ fn is_aggregate(expr: &Expr) -> bool {
     }
 }
 
+/// DataFusion leaves a cast out of a column's name, so it names `max(CAST(ts AS DATE))` like
+/// `max(ts)` and refuses a select with both (apache/datafusion#18975). The cast arguments of
+/// aggregates whose names would clash are wrapped in a one-argument `coalesce` (the same value,
+/// a name of its own), wherever the select, its HAVING and its ORDER BY use them. True when
+/// rewritten.
+fn cast_aggregates_apart(query: &mut Query) -> bool {
+    /// An aggregate call's text with its casts left out: how DataFusion names it.
+    fn uncast(function: &Expr) -> String {
+        struct Uncast;
+        impl VisitorMut for Uncast {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Cast { expr: inner, .. } = expr {
+                    *expr = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut function = function.clone();
+        let _ = function.visit(&mut Uncast);
+        function.to_string()
+    }
+    struct Names(HashMap<String, std::collections::HashSet<String>>);
+    impl datafusion::sql::sqlparser::ast::Visitor for Names {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if matches!(expr, Expr::Function(_)) && is_aggregate(expr) {
+                self.0
+                    .entry(uncast(expr))
+                    .or_default()
+                    .insert(expr.to_string());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Apart(std::collections::HashSet<String>, bool);
+    impl VisitorMut for Apart {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if !(matches!(expr, Expr::Function(_))
+                && is_aggregate(expr)
+                && self.0.contains(&uncast(expr)))
+            {
+                return ControlFlow::Continue(());
+            }
+            if let Expr::Function(function) = expr
+                && let FunctionArguments::List(list) = &mut function.args
+            {
+                for arg in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(cast @ Expr::Cast { .. })) =
+                        arg
+                        && let Some(wrapped) = parsed_expr(&format!("coalesce({cast})"))
+                    {
+                        *cast = wrapped;
+                        self.1 = true;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return false;
+    };
+    let mut names = Names(HashMap::new());
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(&select.projection, &mut names);
+    let clashing: std::collections::HashSet<String> = names
+        .0
+        .into_iter()
+        .filter(|(_, texts)| texts.len() > 1)
+        .map(|(name, _)| name)
+        .collect();
+    if clashing.is_empty() {
+        return false;
+    }
+    let mut apart = Apart(clashing, false);
+    let _ = select.projection.visit(&mut apart);
+    let _ = select.having.visit(&mut apart);
+    let _ = query.order_by.visit(&mut apart);
+    apart.1
+}
+
+/// Catalog columns of PostgreSQL's `int2vector` and `oidvector` types (kept as arrays, which
+/// count from 1), whose subscripts count from 0; `i_indoption` is pgjdbc's alias of one.
+const ZERO_BASED_VECTORS: &[&str] = &[
+    "indkey",
+    "indoption",
+    "indclass",
+    "indcollation",
+    "proargtypes",
+    "i_indoption",
+];
+
+fn is_zero_based(column: &str) -> bool {
+    ZERO_BASED_VECTORS
+        .iter()
+        .any(|vector| column.eq_ignore_ascii_case(vector))
+}
+
+/// `(index) + 1`.
+fn plus_one(index: &mut Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(std::mem::replace(
+            index,
+            Expr::value(Value::Null),
+        )))),
+        op: BinaryOperator::Plus,
+        right: Box::new(Expr::value(Value::Number("1".to_string(), false))),
+    }
+}
+
+/// Boolean columns of the system catalog that drivers compare with `'t'` or `'f'`.
+const BOOLEAN_CATALOG_COLUMNS: &[&str] = &[
+    "indisprimary",
+    "indisunique",
+    "indisclustered",
+    "indisvalid",
+    "indisready",
+    "indislive",
+    "indimmediate",
+    "attisdropped",
+    "attnotnull",
+    "atthasdef",
+    "attislocal",
+    "relhasindex",
+    "relhasrules",
+    "relhastriggers",
+    "relhassubclass",
+    "relispartition",
+    "relisshared",
+    "condeferrable",
+    "condeferred",
+    "convalidated",
+    "typnotnull",
+    "typisdefined",
+    "typbyval",
+    "proisstrict",
+    "proretset",
+    "rolsuper",
+    "rolcanlogin",
+    "rolinherit",
+    "datallowconn",
+    "datistemplate",
+];
+
+/// The boolean `literal` stands for when `column` is a boolean catalog column and `literal`
+/// a string PostgreSQL reads as a boolean (`'t'`, `'false'`, `'yes'`, `'0'`, …).
+fn boolean_literal(column: &Expr, literal: &Expr) -> Option<bool> {
+    let name = last_name(column)?;
+    if !BOOLEAN_CATALOG_COLUMNS
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
+    {
+        return None;
+    }
+    let Expr::Value(ValueWithSpan {
+        value: Value::SingleQuotedString(text),
+        ..
+    }) = literal
+    else {
+        return None;
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The column name `expr` ends in, if it is a (qualified) column.
+fn last_name(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.as_str()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|ident| ident.value.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether `args` cast something other than a literal to `regclass`.
+fn casts_a_name_to_regclass(args: &FunctionArguments) -> bool {
+    struct Finder(bool);
+    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Cast {
+                expr: inner,
+                data_type: DataType::Regclass,
+                ..
+            } = expr
+                && !matches!(inner.as_ref(), Expr::Value(_))
+            {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(false);
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(args, &mut finder);
+    finder.0
+}
+
+/// Whether `function` is called `name` (in any schema, any case).
+fn is_named(function: &datafusion::sql::sqlparser::ast::Function, name: &str) -> bool {
+    function
+        .name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .is_some_and(|ident| ident.value.eq_ignore_ascii_case(name))
+}
+
+/// datafusion-pg-catalog replaces a correlated subquery that is a select-list item by NULL
+/// (meant for catalog queries of psql and pgcli that DataFusion could not plan), which would
+/// make `SELECT u, (SELECT sum(x) FROM t WHERE t.u = o.u) FROM o` answer NULLs, and drops the
+/// subquery's parameters (the others then bind to the wrong values). Such a subquery is put in
+/// parentheses, which that rule does not look into, unless the statement reads the system
+/// catalog (the queries the rule was written for; the parameters it drops are put back by
+/// `parameters_kept` in `handlers.rs`). True when rewritten.
+fn keep_scalar_subqueries(select: &mut Select, reads_catalog: bool) -> bool {
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            continue;
+        };
+        if !reads_catalog && matches!(expr, Expr::Subquery(_)) {
+            *expr = Expr::Nested(Box::new(std::mem::replace(expr, Expr::value(Value::Null))));
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The `$n` parameters `sql` binds (empty when it does not parse).
+pub(crate) fn parameters(sql: &str) -> std::collections::BTreeSet<String> {
+    struct Finder(std::collections::BTreeSet<String>);
+    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Value(ValueWithSpan {
+                value: Value::Placeholder(id),
+                ..
+            }) = expr
+            {
+                self.0.insert(id.clone());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(Default::default());
+    if let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        let _ = datafusion::sql::sqlparser::ast::Visit::visit(&statements, &mut finder);
+    }
+    finder.0
+}
+
+/// Whether `statement` reads a table of the system catalog (`pg_catalog`,
+/// `information_schema`, or a `pg_…` table by its bare name).
+fn reads_catalog(statement: &Statement) -> bool {
+    struct Finder;
+    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+            let catalog = relation
+                .0
+                .iter()
+                .filter_map(|part| part.as_ident())
+                .any(|ident| {
+                    let name = ident.value.to_ascii_lowercase();
+                    name == "pg_catalog" || name == "information_schema" || name.starts_with("pg_")
+                });
+            if catalog {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    datafusion::sql::sqlparser::ast::Visit::visit(statement, &mut Finder).is_break()
+}
+
+/// Ranking window functions PostgreSQL types `bigint`; DataFusion's are unsigned, which
+/// the wire has no type for but `numeric`.
+const RANKING_FUNCTIONS: &[&str] = &["row_number", "rank", "dense_rank", "ntile"];
+
+/// A ranking window function selected as a column is cast to `bigint` and, unnamed, named
+/// after the function as PostgreSQL names it (DataFusion would spell out the window). True
+/// when rewritten.
+fn bigint_ranks(select: &mut Select) -> bool {
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            continue;
+        };
+        let Expr::Function(function) = &*expr else {
+            continue;
+        };
+        let name = function.name.to_string().to_ascii_lowercase();
+        if function.over.is_none() || !RANKING_FUNCTIONS.contains(&name.as_str()) {
+            continue;
+        }
+        let ranked = Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(std::mem::replace(expr, Expr::value(Value::Null))),
+            data_type: DataType::BigInt(None),
+            array: false,
+            format: None,
+        };
+        *item = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
+            SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias {
+                expr: ranked,
+                alias,
+            },
+            _ => SelectItem::ExprWithAlias {
+                expr: ranked,
+                alias: Ident::with_quote('"', name),
+            },
+        };
+        changed = true;
+    }
+    changed
+}
+
 /// PostgreSQL lets a SELECT return two columns of the same name; DataFusion does not. The
 /// repeats of an unnamed item are aliased with a suffix, and `current_user`/`session_user`
 /// get PostgreSQL's column names (DataFusion would call both `session_user()`). True when
@@ -438,6 +928,60 @@ mod tests {
         );
         assert_eq!(rewrite("SHOW statement_timeout", &HashMap::new()), None);
         assert_eq!(
+            rewritten("SHOW amoeba.cube_routing"),
+            "SELECT current_setting('amoeba.cube_routing') AS \"amoeba.cube_routing\""
+        );
+        assert!(rewritten("show all").contains("information_schema.df_settings"));
+        assert_eq!(
+            rewritten("select u, (select sum(x) from t where t.u = o.u) as s from o"),
+            "SELECT u, ((SELECT sum(x) FROM t WHERE t.u = o.u)) AS s FROM o"
+        );
+        assert_eq!(
+            rewrite(
+                "select (select max(typname) from pg_type t where t.oid = a.atttypid) from pg_attribute a",
+                &HashMap::new()
+            ),
+            None
+        );
+        assert_eq!(
+            rewritten(
+                "select case when a.g in ('') then (select d.x from d where d.k = a.k) end from a"
+            ),
+            "SELECT ((SELECT max(d.x) FROM d WHERE (d.k = a.k) AND (a.g IN ('')))) FROM a"
+        );
+        assert_eq!(
+            rewritten(
+                "select x from i where i.indisprimary = 't' and 'f' <> i.attisdropped and i.indkey[a.n - 1] = 1"
+            ),
+            "SELECT x FROM i WHERE i.indisprimary = true AND false <> i.attisdropped AND i.indkey[(a.n - 1) + 1] = 1"
+        );
+        assert_eq!(
+            rewritten(
+                "select col_description(cast(format('%I.%I', s, t) as regclass), 2), 'pg_class'::regclass from c"
+            ),
+            "SELECT CAST(NULL AS TEXT), 'pg_class'::REGCLASS FROM c"
+        );
+        assert_eq!(
+            rewritten(
+                "select max(cast(ts as date)) as d, max(ts) from t having max(cast(ts as date)) > 0 order by max(ts::date)"
+            ),
+            "SELECT max(coalesce(CAST(ts AS DATE))) AS d, max(ts) FROM t \
+             HAVING max(coalesce(CAST(ts AS DATE))) > 0 ORDER BY max(coalesce(ts::DATE))"
+        );
+        assert_eq!(
+            rewritten("select generate_series(1, 3) as i, x from generate_series(1, 2) s(x)"),
+            "SELECT unnest(generate_series(1, 3)) AS i, x FROM generate_series(1, 2) s (x)"
+        );
+        assert_eq!(
+            rewritten("select (information_schema._pg_expandarray(i.indkey)).n, (k).x from i"),
+            "SELECT get_field((unnest(amoeba_pg_expandarray(i.indkey))), 'n'), get_field((k), 'x') FROM i"
+        );
+        assert_eq!(
+            rewritten("select sku, row_number() over (order by n desc), rank() over w as r from t"),
+            "SELECT sku, CAST(row_number() OVER (ORDER BY n DESC) AS BIGINT) AS \"row_number\", \
+             CAST(rank() OVER w AS BIGINT) AS r FROM t"
+        );
+        assert_eq!(
             rewritten("select count(*), count(*), NULL, NULL from t"),
             "SELECT count(*), count(*) AS \"count(*)_2\", NULL, NULL AS \"NULL_2\" FROM t"
         );
@@ -462,8 +1006,8 @@ mod tests {
                 .contains("SELECT max(t.typname) FROM pg_type")
         );
         assert_eq!(
-            rewrite("select (select max(x) from t) from u", &HashMap::new()),
-            None
+            rewritten("select (select max(x) from t) from u"),
+            "SELECT ((SELECT max(x) FROM t)) FROM u"
         );
         assert_eq!(
             rewrite("select 1 from t where a like 'x%'", &HashMap::new()),
