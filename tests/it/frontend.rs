@@ -393,6 +393,9 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
         "SELECT unit_id FROM pnl_ledger UNION SELECT unit_id FROM amoeba_units ORDER BY 1",
         "SELECT unit_id FROM amoeba_units WHERE unit_id IN (SELECT unit_id FROM pnl_ledger) ORDER BY 1",
         "SELECT DISTINCT unit_id FROM cubes.unit_monthly ORDER BY 1",
+        // A correlated subquery in the select list (computed, not NULL) reads the cut rows.
+        "SELECT (SELECT max(l.unit_id) FROM pnl_ledger l WHERE l.month = m.month) AS u \
+         FROM (SELECT DISTINCT month FROM pnl_ledger) m ORDER BY 1",
     ] {
         let seen = units(
             texts(&leader, sql)

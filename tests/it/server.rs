@@ -1,6 +1,6 @@
 //! The server with real clients: tokio-postgres (simple and extended protocol) and psql.
 
-use crate::support::{KillOnDrop, TestServer, psql, rows, session, warehouse};
+use crate::support::{KillOnDrop, TestServer, psql, psql_with, rows, session, warehouse};
 
 const BY_PLATFORM: &str =
     "select platform, count(*), sum(net_sales) from order_lines group by 1 order by 1";
@@ -58,6 +58,34 @@ async fn real_clients_get_the_truth() {
     let out = psql(server.port, BY_PLATFORM).await;
     let expected: Vec<String> = truth.iter().map(|r| r.join("|")).collect();
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    // … through a cursor (FETCH_COUNT: DECLARE, FETCH FORWARD 3 until done, CLOSE, COMMIT).
+    let fetched = psql_with(server.port, &["-v", "FETCH_COUNT=3"], BY_PLATFORM).await;
+    assert_eq!(fetched.lines().collect::<Vec<_>>(), expected);
+    // A correlated subquery in the select list computes its values (datafusion-postgres
+    // alone would answer NULL).
+    let correlated = psql(
+        server.port,
+        "select p.platform, (select count(*) from order_lines o where o.platform = p.platform), \
+         (select sum(o.net_sales) from order_lines o where o.platform = p.platform) \
+         from (select distinct platform from order_lines) p order by 1",
+    )
+    .await;
+    assert_eq!(correlated.lines().collect::<Vec<_>>(), expected);
+    // Ranking functions are bigint, named as PostgreSQL names them.
+    let ranked = client
+        .query(
+            "select platform, row_number() over (order by platform) from order_lines group by platform",
+            &[],
+        )
+        .await
+        .expect("row_number");
+    assert_eq!(ranked.len(), truth.len());
+    assert_eq!(ranked[0].columns()[1].name(), "row_number");
+    let numbers: Vec<i64> = ranked.iter().map(|row| row.get(1)).collect();
+    assert_eq!(
+        numbers.iter().sum::<i64>(),
+        (1..=truth.len() as i64).sum::<i64>()
+    );
     let tables = psql(server.port, "\\dt").await;
     assert!(
         tables

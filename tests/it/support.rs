@@ -296,6 +296,11 @@ impl Rng {
 /// psql as the demo's admin against a server on `port`: `-A -t` output of `command` (it must
 /// succeed).
 pub(crate) async fn psql(port: u16, command: &str) -> String {
+    psql_with(port, &[], command).await
+}
+
+/// [`psql`] with more options (`-v FETCH_COUNT=3`, …).
+pub(crate) async fn psql_with(port: u16, options: &[&str], command: &str) -> String {
     let output = tokio::process::Command::new(tool("psql"))
         .args([
             "-h",
@@ -307,7 +312,9 @@ pub(crate) async fn psql(port: u16, command: &str) -> String {
             "-d",
             "amoeba",
         ])
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args(options)
+        .args(["-c", command])
         .env("PGCONNECT_TIMEOUT", "10")
         // The demo's admin password (trust servers ignore it).
         .env("PGPASSWORD", "amoeba")
