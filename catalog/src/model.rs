@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! [costing]        method = "fifo" | "moving_average"
+//! [ledger]         retention_minutes: how long a replaced ledger version stays readable (60)
 //! [[units]]        id, name, kind = company | profit | service, parent, headcount, area
 //! [[assign]]       platform / shop / team / brand / category / sku → unit (most specific wins)
 //! [fallback]       source → unit for rows no rule matches (else the root, reported)
@@ -52,6 +53,9 @@ pub struct Model {
     pub file: String,
     /// How stock is costed.
     pub costing: CostingMethod,
+    /// How long a replaced ledger version stays in the warehouse: queries (of this server or
+    /// another one serving the same warehouse) still reading it finish.
+    pub ledger_retention: std::time::Duration,
     /// Every unit; the first is the root.
     pub units: Vec<Unit>,
     /// Assignment rules, most specific first (ties: declared order).
@@ -71,6 +75,9 @@ pub struct Model {
     /// Who may connect, and their roles.
     pub users: Vec<User>,
 }
+
+/// `[ledger] retention_minutes` when the model does not say (the cubes' default too).
+pub const DEFAULT_LEDGER_RETENTION_MINUTES: u64 = 60;
 
 /// FIFO layers or a moving weighted average, per SKU and warehouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -366,6 +373,8 @@ impl Model {
 struct RawModel {
     #[serde(default)]
     costing: Option<RawCosting>,
+    #[serde(default)]
+    ledger: Option<RawLedger>,
     units: Vec<Spanned<RawUnit>>,
     #[serde(default)]
     assign: Vec<Spanned<BTreeMap<String, String>>>,
@@ -383,6 +392,13 @@ struct RawModel {
     cubes: Vec<Spanned<RawCube>>,
     #[serde(default)]
     users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    #[serde(default)]
+    retention_minutes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -683,6 +699,12 @@ impl Validator<'_> {
         let mut model = Model {
             file: self.file.to_string(),
             costing: raw.costing.map_or(CostingMethod::Fifo, |c| c.method),
+            ledger_retention: std::time::Duration::from_secs(
+                raw.ledger
+                    .and_then(|l| l.retention_minutes)
+                    .unwrap_or(DEFAULT_LEDGER_RETENTION_MINUTES)
+                    .saturating_mul(60),
+            ),
             units,
             assign,
             fallback,
@@ -1023,9 +1045,26 @@ from = "2025-01"
 "#;
 
     #[test]
+    fn ledger_retention_is_read_and_checked() {
+        let m = Model::parse(
+            "model.toml",
+            &format!("{SMALL}\n[ledger]\nretention_minutes = 5\n"),
+        )
+        .expect("parses");
+        assert_eq!(m.ledger_retention, std::time::Duration::from_secs(300));
+        let e = Model::parse(
+            "model.toml",
+            &format!("{SMALL}\n[ledger]\nkeep_minutes = 5\n"),
+        )
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("keep_minutes"), "{e}");
+    }
+
+    #[test]
     fn parses_and_orders_rules_by_specificity() {
         let m = Model::parse("model.toml", SMALL).expect("parses");
         assert_eq!(m.costing, CostingMethod::MovingAverage);
+        assert_eq!(m.ledger_retention, std::time::Duration::from_secs(3600));
         assert_eq!(m.root(), "C");
         assert_eq!(m.assign.first().map(|r| r.unit.as_str()), Some("S1"));
         assert_eq!(m.settlements.first().map(|s| s.rate_e4), Some(25_000));

@@ -374,18 +374,36 @@ async fn the_ledger_is_published_as_parquet_by_month_and_served_over_pgwire() {
         !files(&month_dir).is_empty(),
         "no Parquet under {month_dir:?}"
     );
-    // Publishing again keeps the previous version (a reader may still use it), not older ones.
+    // Publishing again keeps the replaced versions for the retention window (60 minutes by
+    // default: a reader, here or on another server, may still use them) …
+    let versions = || {
+        let mut versions: Vec<String> = std::fs::read_dir(root.join("ledger"))
+            .expect("ledger dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('v'))
+            .collect();
+        versions.sort();
+        versions
+    };
     std::thread::sleep(std::time::Duration::from_millis(5));
     let second = ledger_cmd();
     std::thread::sleep(std::time::Duration::from_millis(5));
     let third = ledger_cmd();
-    let mut versions: Vec<String> = std::fs::read_dir(root.join("ledger"))
-        .expect("ledger dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with('v'))
-        .collect();
-    versions.sort();
-    assert_eq!(versions, vec![second, third.clone()]);
+    assert_eq!(
+        versions(),
+        vec![first.clone(), second.clone(), third.clone()]
+    );
+    // … and past it deletes them, but for the one before the current.
+    let model_file = root.join("model/model.toml");
+    let model = std::fs::read_to_string(&model_file).expect("model");
+    std::fs::write(
+        &model_file,
+        format!("{model}\n[ledger]\nretention_minutes = 0\n"),
+    )
+    .expect("write model");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let fourth = ledger_cmd();
+    assert_eq!(versions(), vec![third.clone(), fourth.clone()]);
 
     // Served from the published files: equal to the in-memory build.
     let (ctx, _, published) = amoeba_engine::open_with_ledger(

@@ -8,8 +8,11 @@
 //!
 //! A version is written completely before `_current` names it, so a reader that follows
 //! `_current` sees a whole ledger, the old or the new one; a build that dies half-way leaves a
-//! folder nobody points at, removed by the next publish. The previous version is kept (a query
-//! running on it may still be reading), older ones are deleted.
+//! folder nobody points at. A replaced version stays for the model's `[ledger]
+//! retention_minutes` (60 by default), counted from when the version after it was written, and
+//! the one before the current always stays: a query still reading it — on this server, or on
+//! another one serving the same warehouse that has not picked up the new version yet — finishes.
+//! Then the next publish deletes it (and any folder a dead build left that long ago).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +24,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Ledger;
@@ -110,7 +112,7 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
         version.clone().into_bytes(),
     )
     .await?;
-    remove_old_versions(warehouse, &version).await?;
+    remove_old_versions(warehouse, &version, ledger.model().ledger_retention).await?;
     Ok(manifest)
 }
 
@@ -135,18 +137,28 @@ pub async fn current_manifest(warehouse: &Warehouse) -> Result<Option<LedgerMani
         .map_err(|e| EngineError::ledger(format!("{}: {e}", manifest_path(&version))))
 }
 
-/// Deletes every version folder but `keep` and the one before it.
-async fn remove_old_versions(warehouse: &Warehouse, keep: &str) -> Result<()> {
+/// Deletes the version folders older than `keep` that were replaced more than `retention` ago,
+/// except the one just before `keep`. Folders newer than `keep` (a build under way elsewhere)
+/// are left alone.
+async fn remove_old_versions(
+    warehouse: &Warehouse,
+    keep: &str,
+    retention: std::time::Duration,
+) -> Result<()> {
     let keep_n = objects::version_number(keep).unwrap_or(u128::MAX);
-    let older: Vec<Path> = objects::versions(warehouse, LEDGER_DIR)
-        .await?
-        .into_iter()
-        .filter(|(n, _)| *n < keep_n)
-        .map(|(_, p)| p)
-        .collect();
-    let doomed = older.len().saturating_sub(1);
-    for p in older.iter().take(doomed) {
-        objects::remove_dir(warehouse, p).await?;
+    let versions = objects::versions(warehouse, LEDGER_DIR).await?;
+    let now = u128::from(now_ms());
+    for (i, (n, dir)) in versions.iter().enumerate() {
+        // A version's number is when it was written: the next one's is when this was replaced.
+        let Some((replaced_at, _)) = versions.get(i + 1) else {
+            continue;
+        };
+        let expired = *n < keep_n
+            && *replaced_at < keep_n
+            && now.saturating_sub(*replaced_at) >= retention.as_millis();
+        if expired {
+            objects::remove_dir(warehouse, dir).await?;
+        }
     }
     Ok(())
 }
