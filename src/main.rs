@@ -300,11 +300,17 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 )
                 .into());
             };
-            println!(
-                "ledger: {} rows built in {:.1}s",
-                ledger.num_rows(),
-                ledger.elapsed().as_secs_f64()
-            );
+            match ledger.reused_version() {
+                Some(version) => println!(
+                    "ledger: {} rows, inputs unchanged: version {version} served as published",
+                    ledger.num_rows()
+                ),
+                None => println!(
+                    "ledger: {} rows built in {:.1}s",
+                    ledger.num_rows(),
+                    ledger.elapsed().as_secs_f64()
+                ),
+            }
             print_cubes(&served.cubes);
             println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
             Ok(
@@ -396,9 +402,12 @@ async fn serve(
     }
     match &ledger {
         Some(ledger) => println!(
-            "ledger: {} rows ({:.1}s); checks: {}",
+            "ledger: {} rows ({}); checks: {}",
             ledger.num_rows(),
-            ledger.elapsed().as_secs_f64(),
+            match ledger.reused_version() {
+                Some(version) => format!("inputs unchanged: {version} served as published"),
+                None => format!("built in {:.1}s", ledger.elapsed().as_secs_f64()),
+            },
             if ledger.failed() {
                 "FAILED — see `amoeba check` or SELECT * FROM amoeba_checks WHERE status <> 'ok'"
             } else {

@@ -34,6 +34,29 @@ const SCHEMAS: [&str; 3] = [cube::CUBES_SCHEMA, "raw", "public"];
 /// One input object, as listed: path, size, last modified (ms).
 type Listed = (String, u64, i64);
 
+/// A fingerprint of what a ledger build reads — every input object as listed (path, size, last
+/// modified: the exports and the model) — and of the program that builds it (its version and
+/// executable), so that another build of Amoeba never serves a ledger this one did not make.
+pub(crate) async fn inputs_fingerprint(warehouse: &Warehouse) -> Result<String> {
+    let program = std::env::current_exe()
+        .and_then(|exe| {
+            let meta = std::fs::metadata(&exe)?;
+            let modified = meta
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            Ok(format!("{} {} {modified}", exe.display(), meta.len()))
+        })
+        // Not knowing the program makes the fingerprint unique: the ledger is always built.
+        .unwrap_or_else(|e| format!("unknown program ({e}) at {}", crate::objects::now_ms()));
+    let mut text = format!("amoeba {}\n{program}\n", env!("CARGO_PKG_VERSION"));
+    for (path, size, modified) in list_inputs(warehouse).await? {
+        text.push_str(&format!("{path}\t{size}\t{modified}\n"));
+    }
+    Ok(crate::fingerprint::of_text(&text))
+}
+
 /// Refreshes a served warehouse in place.
 pub struct Refresher {
     warehouse: Warehouse,
@@ -257,7 +280,7 @@ fn routes(ctx: &SessionContext) -> Option<Arc<CubeRoutes>> {
 }
 
 /// Every input object of the warehouse (everything but Amoeba's own output).
-async fn list_inputs(warehouse: &Warehouse) -> Result<BTreeSet<Listed>> {
+pub(crate) async fn list_inputs(warehouse: &Warehouse) -> Result<BTreeSet<Listed>> {
     let prefix = warehouse.prefix();
     let listed: Vec<_> = warehouse
         .store()

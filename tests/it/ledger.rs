@@ -478,3 +478,65 @@ async fn a_bad_model_is_an_error_naming_file_line_and_key() {
         "{stderr}"
     );
 }
+
+/// A start on the inputs the published ledger was built from serves it as it is (same rows,
+/// same report, no new version); `--full`, or any input that changes, builds it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_on_unchanged_inputs_serves_the_published_ledger() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let open = |full: bool| async move {
+        amoeba_engine::open_published(
+            Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+            amoeba_engine::cube::RefreshOptions {
+                full,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("open published")
+    };
+    let version = |served: &amoeba_engine::Served| {
+        served
+            .ledger_manifest
+            .as_ref()
+            .map(|m| m.version.clone())
+            .expect("a published ledger")
+    };
+    let totals = "SELECT month, account, source, CAST(SUM(amount) AS VARCHAR), COUNT(*) \
+                  FROM pnl_ledger GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let report = "SELECT * FROM amoeba_checks ORDER BY 1, 2, 3";
+
+    let first = open(false).await;
+    let built = first.ledger.as_ref().expect("ledger");
+    assert_eq!(built.reused_version(), None);
+    let (rows_built, totals_built, report_built) = (
+        built.num_rows(),
+        rows(&first.ctx, totals).await,
+        rows(&first.ctx, report).await,
+    );
+    assert!(report_built.len() > 10, "{report_built:?}");
+
+    let second = open(false).await;
+    let reused = second.ledger.as_ref().expect("ledger");
+    assert_eq!(reused.reused_version(), Some(version(&first).as_str()));
+    assert_eq!(version(&second), version(&first));
+    assert_eq!(reused.num_rows(), rows_built);
+    assert_eq!(rows(&second.ctx, totals).await, totals_built);
+    assert_eq!(rows(&second.ctx, report).await, report_built);
+
+    let full = open(true).await;
+    assert_eq!(full.ledger.as_ref().and_then(Ledger::reused_version), None);
+    assert_ne!(version(&full), version(&first));
+
+    // The model is an input: any change to it (here a comment) builds the ledger again.
+    let model_file = root.join("model/model.toml");
+    let model = std::fs::read_to_string(&model_file).expect("model");
+    std::fs::write(&model_file, format!("{model}\n# touched\n")).expect("write model");
+    let changed = open(false).await;
+    assert_eq!(
+        changed.ledger.as_ref().and_then(Ledger::reused_version),
+        None
+    );
+    assert_eq!(rows(&changed.ctx, totals).await, totals_built);
+}

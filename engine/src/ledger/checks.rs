@@ -19,7 +19,10 @@ use crate::error::Result;
 pub const CHECKS_TABLE: &str = "amoeba_checks";
 
 /// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// As it should be.
     Ok,
@@ -49,7 +52,7 @@ impl Status {
 }
 
 /// One row of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckRow {
     /// What is checked (`sales_reconcile`).
     pub check: String,

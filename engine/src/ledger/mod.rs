@@ -61,13 +61,19 @@ pub use store::{
 
 use allocation::{Drivers, Expense, MonthRow};
 
-/// A built ledger: its rows, the reconciliation report, and how long it took.
+/// A built ledger: its rows, the reconciliation report, and how long it took — or a ledger
+/// already published from the same inputs, reused as it is in the warehouse
+/// ([`Ledger::reused`]: no rows in memory, its report read back from its manifest).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     model: Model,
     batches: Vec<RecordBatch>,
     checks: Vec<CheckRow>,
     elapsed: Duration,
+    /// The fingerprint of the inputs it was built from, recorded when it is published.
+    inputs: Option<String>,
+    /// The published version it is, when reused.
+    reused: Option<LedgerManifest>,
 }
 
 impl Ledger {
@@ -177,18 +183,48 @@ impl Ledger {
             batches,
             checks,
             elapsed: started.elapsed(),
+            inputs: None,
+            reused: None,
         })
     }
 
+    /// The published ledger of `manifest`, served again without a build: what a restart or a
+    /// refresh does when the inputs are those it was built from (`manifest.inputs`).
+    pub(crate) fn reused(model: Model, manifest: LedgerManifest) -> Ledger {
+        Ledger {
+            model,
+            batches: Vec::new(),
+            checks: manifest.checks.clone(),
+            elapsed: Duration::ZERO,
+            inputs: manifest.inputs.clone(),
+            reused: Some(manifest),
+        }
+    }
+
+    /// Records the fingerprint of the inputs it was built from (written into its manifest, so
+    /// that the next start on the same inputs reuses it).
+    pub(crate) fn with_inputs(mut self, inputs: String) -> Ledger {
+        self.inputs = Some(inputs);
+        self
+    }
+
+    /// The published version reused instead of a build, if it is one.
+    pub fn reused_version(&self) -> Option<&str> {
+        self.reused.as_ref().map(|m| m.version.as_str())
+    }
+
     /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
-    /// amount, qty, source, month).
+    /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse.
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches
     }
 
     /// The number of ledger rows.
     pub fn num_rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
+        match &self.reused {
+            Some(manifest) => usize::try_from(manifest.rows).unwrap_or(usize::MAX),
+            None => self.batches.iter().map(RecordBatch::num_rows).sum(),
+        }
     }
 
     /// The reconciliation report.
@@ -206,7 +242,7 @@ impl Ledger {
         &self.model
     }
 
-    /// How long the build took.
+    /// How long the build took (zero for a reused ledger).
     pub fn elapsed(&self) -> Duration {
         self.elapsed
     }
@@ -214,6 +250,12 @@ impl Ledger {
     /// Registers the ledger (in memory), the `pnl` view, the units and `amoeba_checks` in a
     /// serving session.
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        if let Some(manifest) = &self.reused {
+            return Err(EngineError::ledger(format!(
+                "ledger {} was reused from the warehouse: serve it with publish",
+                manifest.version
+            )));
+        }
         let schema = self
             .batches
             .first()
@@ -234,7 +276,11 @@ impl Ledger {
         warehouse: &Warehouse,
         ctx: &SessionContext,
     ) -> Result<LedgerManifest> {
-        let manifest = store::publish(self, warehouse).await?;
+        // A reused ledger is published already: it is only registered.
+        let manifest = match &self.reused {
+            Some(manifest) => manifest.clone(),
+            None => store::publish(self, warehouse).await?,
+        };
         store::register_published(ctx, warehouse, &manifest.version).await?;
         self.register_views(ctx).await?;
         Ok(manifest)

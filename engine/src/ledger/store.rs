@@ -68,6 +68,13 @@ pub struct LedgerManifest {
     pub rows: u64,
     /// A fingerprint of each month's rows (`<rows>:<hash>`): equal when the month is unchanged.
     pub months: BTreeMap<String, String>,
+    /// A fingerprint of the inputs it was built from (every export and the model, as listed,
+    /// and the program that built it): a start on the same inputs serves it without a build.
+    #[serde(default)]
+    pub inputs: Option<String>,
+    /// Its reconciliation report (`amoeba_checks`), served again with it.
+    #[serde(default)]
+    pub checks: Vec<super::CheckRow>,
 }
 
 fn manifest_path(version: &str) -> String {
@@ -101,6 +108,8 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
             .into_iter()
             .map(|(m, f)| (m, f.encode()))
             .collect(),
+        inputs: ledger.inputs.clone(),
+        checks: ledger.checks().to_vec(),
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| EngineError::ledger(format!("manifest of {version}: {e}")))?;
