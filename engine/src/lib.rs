@@ -12,6 +12,7 @@ pub mod cube;
 mod error;
 mod fingerprint;
 pub mod ledger;
+mod like_prefix;
 mod objects;
 mod pg_compat;
 mod pg_expandarray;

@@ -13,6 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
 use crate::error::Result;
 use crate::ledger::{Ledger, LedgerManifest, current_manifest};
+use crate::like_prefix::LikePrefix;
 use crate::pg_compat;
 use crate::runtime::CooperativeJoins;
 
@@ -32,6 +33,8 @@ pub fn new_session() -> Result<SessionContext> {
     // The router runs first: it needs `TableScan: pnl` before type coercion rewrites it.
     let mut rules = Analyzer::new().rules;
     rules.insert(0, Arc::new(CubeRouter::new(routes)));
+    // Before type coercion, which types the calls it writes.
+    rules.insert(1, Arc::new(LikePrefix));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
