@@ -19,3 +19,23 @@ bench_setup() {
     "$bin" gen --scale "$scale" --seed "$seed" --out "$src"
   fi
 }
+
+# bench_serve <warehouse> <log>: starts `$bin serve` on a free loopback port (no passwords, no
+# poller), waits until it answers a query, and sets $port and $server (its pid). SERVE_ENV:
+# extra environment for the server (`GLIBC_TUNABLES=…`). Returns 1, with the server's log, if it
+# exits first.
+bench_serve() {
+  local wh="$1" log="$2"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # shellcheck disable=SC2086
+  env ${SERVE_ENV:-} "$bin" serve --warehouse "$wh" --listen "127.0.0.1:$port" --poll-seconds 0 \
+    --auth trust > "$log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 1800); do
+    psql -h 127.0.0.1 -p "$port" -U amoeba -d amoeba -Atc 'select 1' >/dev/null 2>&1 && return 0
+    kill -0 "$server" 2>/dev/null || { echo "amoeba serve exited:"; cat "$log"; return 1; }
+    sleep 1
+  done
+  echo "amoeba serve did not answer within 30 minutes (log: $log)"
+  return 1
+}

@@ -29,17 +29,9 @@ fi
 . benches/common.sh
 bench_setup 0.01 1
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log=target/bench/stream-memory-serve.log
-GLIBC_TUNABLES="glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=1048576" \
-  "$bin" serve --warehouse "$src" --listen "127.0.0.1:$port" --poll-seconds 0 --auth trust > "$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  psql -h 127.0.0.1 -p "$port" -U amoeba -d amoeba -Atc 'select 1' >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "amoeba serve exited:"; cat "$log"; exit 1; }
-  sleep 1
-done
+trap 'kill ${server:-} 2>/dev/null || true' EXIT
+SERVE_ENV="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=1048576" \
+  bench_serve "$src" target/bench/stream-memory-serve.log
 
 query="SELECT value, value * 2 AS doubled, 'row ' || value AS label FROM generate_series(1, $rows)"
 control="$query ORDER BY value DESC"

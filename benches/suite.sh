@@ -28,16 +28,9 @@ scripts/setup >/dev/null
 bench_setup "$scale" "$seed"
 wh="$src"
 python=.venv/bin/python
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/bench/suite-serve.log
-"$bin" serve --warehouse "$wh" --listen "127.0.0.1:$port" --poll-seconds 0 --auth trust > "$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 1800); do
-  psql -h 127.0.0.1 -p "$port" -U amoeba -d amoeba -Atc 'select 1' >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "amoeba serve exited:"; cat "$log"; exit 1; }
-  sleep 1
-done
+trap 'kill ${server:-} 2>/dev/null || true' EXIT
+bench_serve "$wh" "$log"
 echo "serving $wh on :$port (pid $server; $(grep -m1 "^ledger:" "$log" || true))"
 
 out="target/bench/suite-${scale}-${seed}-routing-${routing}.md"

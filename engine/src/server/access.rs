@@ -42,7 +42,7 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, METADATA_USER};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use std::num::NonZeroUsize;
 
 /// Tables every role may read although they have no `unit_id`: metadata, no amounts.
@@ -313,11 +313,7 @@ fn first_words(sql: &str) -> String {
 
 /// A refusal (SQLSTATE 42501).
 pub(crate) fn denied(message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        "42501".to_string(),
-        format!("{PERMISSION_DENIED}: {message}"),
-    )))
+    super::pg_error::error("42501", format!("{PERMISSION_DENIED}: {message}"))
 }
 
 #[async_trait]

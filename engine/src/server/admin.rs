@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use amoeba_catalog::Role;
 use datafusion::arrow::array::RecordBatch;
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
 
+use super::pg_error::error;
 use crate::Refresher;
 use crate::cube;
 use crate::runtime::InQueryRuntime;
@@ -139,15 +140,6 @@ impl AdminCommand {
             })?;
         cube::status_batch(&statuses).map_err(|e| error("XX000", e.to_string()))
     }
-}
-
-/// An error the client sees with its SQLSTATE.
-fn error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        code.to_string(),
-        message,
-    )))
 }
 
 #[cfg(test)]

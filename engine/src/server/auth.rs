@@ -33,7 +33,7 @@ use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator,
 };
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::{Sink, SinkExt};
@@ -44,6 +44,7 @@ use amoeba_catalog::Model;
 use amoeba_catalog::users::Password;
 
 use super::cancel::QueryCancel;
+use super::pg_error::fatal;
 use crate::error::{EngineError, Result};
 
 /// The SASL mechanism offered.
@@ -451,14 +452,6 @@ fn attribute(message: &str, name: char) -> Option<&str> {
         let mut chars = part.chars();
         (chars.next() == Some(name) && chars.next() == Some('=')).then(|| &part[2..])
     })
-}
-
-fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "FATAL".to_string(),
-        code.to_string(),
-        message,
-    )))
 }
 
 fn failed(user: &str) -> PgWireError {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use datafusion::execution::memory_pool::MemoryPool;
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionHandle};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 
@@ -100,11 +100,7 @@ fn error(stop: Stop) -> PgWireError {
         Stop::Cancelled => "canceling statement due to user request",
         Stop::TimedOut => "canceling statement due to statement timeout",
     };
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        "57014".to_string(),
-        message.to_string(),
-    )))
+    super::pg_error::error("57014", message)
 }
 
 /// The stop signal of one statement, and what must live as long as its rows.

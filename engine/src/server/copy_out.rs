@@ -28,7 +28,7 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::{CopyResponse, Response};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::copy::CopyData;
 use futures::StreamExt;
 
@@ -169,11 +169,7 @@ impl CopyFormat {
 }
 
 fn not_supported(what: &str) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        "0A000".to_string(),
-        format!("{what} is not supported"),
-    )))
+    super::pg_error::error("0A000", format!("{what} is not supported"))
 }
 
 /// Serves `COPY (query) TO STDOUT` and `COPY table TO STDOUT`.

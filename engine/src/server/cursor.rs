@@ -39,11 +39,12 @@ use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::StreamExt;
 
 use super::cancel::AbortOnDrop;
+use super::pg_error::error;
 use crate::runtime::query_runtime;
 
 /// A cursor statement, as the client wrote it.
@@ -175,14 +176,6 @@ fn count_of(n: &ValueWithSpan) -> PgWireResult<usize> {
             .map_err(|_| syntax(&format!("FETCH count {text} is not a row count"))),
         other => Err(syntax(&format!("FETCH count {other} is not a row count"))),
     }
-}
-
-fn error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        code.to_string(),
-        message,
-    )))
 }
 
 fn syntax(message: &str) -> PgWireError {

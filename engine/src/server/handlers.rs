@@ -43,7 +43,7 @@ use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, ErrorHandler, METADATA_USER,
     PgWireConnectionState, PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::extendedquery::Execute;
 use datafusion_postgres::pgwire::messages::response::EmptyQueryResponse;
@@ -59,6 +59,7 @@ use super::config::ServerConfig;
 use super::copy_out::CopyOutHook;
 use super::cursor::{self, CursorStatement, Cursors};
 use super::idle::IdleWatch;
+use super::pg_error;
 use super::sql_compat::{self, SavepointHook};
 use crate::Refresher;
 use crate::cube;
@@ -189,13 +190,7 @@ impl ErrorHandler for LoggingErrorHandler {
     {
         if let PgWireError::ApiError(e) = error {
             let text = e.to_string();
-            let coded = |code: &str, message: String| {
-                PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".to_string(),
-                    code.to_string(),
-                    message,
-                )))
-            };
+            let coded = pg_error::error;
             if let Some(code) = sqlstate_of(&text) {
                 *error = coded(code, text.clone());
             }
@@ -587,8 +582,7 @@ impl AmoebaParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let parser = self.sessions.of(client).service.query_parser();
-        let rewritten = sql_compat::rewrite(sql, client.metadata());
-        let bound = sql_compat::parameters(sql);
+        let (rewritten, bound) = sql_compat::rewrite_binding(sql, client.metadata());
         let sql = rewritten.as_deref().unwrap_or(sql);
         Ok(match parser.parse_sql(client, sql, types).await? {
             Some((text, Some((statement, plan)))) => {
@@ -665,11 +659,10 @@ impl QueryParser for AmoebaParser {
                         match self.parse_query(client, query, types).await? {
                             Some((_, Some((_, plan)))) => plan,
                             _ => {
-                                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                                    "ERROR".to_string(),
-                                    "42601".to_string(),
-                                    "DECLARE CURSOR needs a query".to_string(),
-                                ))));
+                                return Err(pg_error::error(
+                                    "42601",
+                                    "DECLARE CURSOR needs a query",
+                                ));
                             }
                         }
                     }

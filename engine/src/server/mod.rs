@@ -26,6 +26,7 @@ mod copy_out;
 mod cursor;
 mod handlers;
 mod idle;
+mod pg_error;
 mod sql_compat;
 
 use std::sync::Arc;

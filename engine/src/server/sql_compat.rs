@@ -24,7 +24,7 @@
 //! | `IN (SELECT … current_setting(            | index an array by a series column | `IN ('public')` (the search path)   |
 //! |  'search_path') …)` (Grafana)             |                                   |                                     |
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -86,10 +86,22 @@ const AGGREGATES: &[&str] = &[
 /// `sql` rewritten for DataFusion, or `None` when nothing needed rewriting (or it does not
 /// parse). `settings` are the connection's own (`SET` by the client), in lower case.
 pub(crate) fn rewrite(sql: &str, settings: &HashMap<String, String>) -> Option<String> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    rewrite_binding(sql, settings).0
+}
+
+/// [`rewrite`], and the `$n` parameters the client's SQL binds (from the same parse; empty
+/// when it does not parse).
+pub(crate) fn rewrite_binding(
+    sql: &str,
+    settings: &HashMap<String, String>,
+) -> (Option<String>, BTreeSet<String>) {
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return (None, BTreeSet::new());
+    };
     let mut rewriter = Rewriter {
         changed: false,
         reads_catalog: false,
+        parameters: BTreeSet::new(),
     };
     for statement in &mut statements {
         if let Some(select) = show_as_select(statement, settings) {
@@ -100,13 +112,14 @@ pub(crate) fn rewrite(sql: &str, settings: &HashMap<String, String>) -> Option<S
         rewriter.reads_catalog = reads_catalog(statement);
         let _ = statement.visit(&mut rewriter);
     }
-    rewriter.changed.then(|| {
+    let rewritten = rewriter.changed.then(|| {
         statements
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
-    })
+    });
+    (rewritten, rewriter.parameters)
 }
 
 /// `SHOW <setting>` as a one-row SELECT, for the settings Amoeba answers itself; the
@@ -174,10 +187,23 @@ struct Rewriter {
     /// The statement reads the system catalog (its subqueries in a select list are left to
     /// datafusion-postgres, see `keep_scalar_subqueries`).
     reads_catalog: bool,
+    /// The `$n` parameters met, before any rewrite.
+    parameters: BTreeSet<String>,
 }
 
 impl VisitorMut for Rewriter {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(id),
+            ..
+        }) = expr
+        {
+            self.parameters.insert(id.clone());
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         self.changed |= cast_aggregates_apart(query);
@@ -764,7 +790,7 @@ fn is_named(function: &datafusion::sql::sqlparser::ast::Function, name: &str) ->
 /// subquery's parameters (the others then bind to the wrong values). Such a subquery is put in
 /// parentheses, which that rule does not look into, unless the statement reads the system
 /// catalog (the queries the rule was written for; the parameters it drops are put back by
-/// `parameters_kept` in `handlers.rs`). True when rewritten.
+/// `parameters_kept` in `handlers.rs`, from those `rewrite_binding` found). True when rewritten.
 fn keep_scalar_subqueries(select: &mut Select, reads_catalog: bool) -> bool {
     let mut changed = false;
     for item in &mut select.projection {
@@ -777,29 +803,6 @@ fn keep_scalar_subqueries(select: &mut Select, reads_catalog: bool) -> bool {
         }
     }
     changed
-}
-
-/// The `$n` parameters `sql` binds (empty when it does not parse).
-pub(crate) fn parameters(sql: &str) -> std::collections::BTreeSet<String> {
-    struct Finder(std::collections::BTreeSet<String>);
-    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Value(ValueWithSpan {
-                value: Value::Placeholder(id),
-                ..
-            }) = expr
-            {
-                self.0.insert(id.clone());
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut finder = Finder(Default::default());
-    if let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) {
-        let _ = datafusion::sql::sqlparser::ast::Visit::visit(&statements, &mut finder);
-    }
-    finder.0
 }
 
 /// Whether `statement` reads a table of the system catalog (`pg_catalog`,
@@ -932,6 +935,14 @@ mod tests {
             "SELECT current_setting('amoeba.cube_routing') AS \"amoeba.cube_routing\""
         );
         assert!(rewritten("show all").contains("information_schema.df_settings"));
+        assert_eq!(
+            rewrite_binding(
+                "select $2, (select x from t where y = $1) from pg_class",
+                &HashMap::new()
+            )
+            .1,
+            BTreeSet::from(["$1".to_string(), "$2".to_string()])
+        );
         assert_eq!(
             rewritten("select u, (select sum(x) from t where t.u = o.u) as s from o"),
             "SELECT u, ((SELECT sum(x) FROM t WHERE t.u = o.u)) AS s FROM o"
