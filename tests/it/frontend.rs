@@ -409,6 +409,20 @@ async fn a_unit_leader_reads_their_units_only_through_every_path() {
             "{sql}: {seen:?}"
         );
     }
+    // A cursor's rows (simple protocol, as psql's FETCH_COUNT sends it) are cut the same way.
+    for statement in [
+        "BEGIN",
+        "DECLARE leader_units CURSOR FOR SELECT DISTINCT unit_id FROM pnl_ledger ORDER BY 1",
+    ] {
+        texts(&leader, statement).await.expect(statement);
+    }
+    let fetched = units(
+        texts(&leader, "FETCH ALL FROM leader_units")
+            .await
+            .expect("fetch"),
+    );
+    texts(&leader, "COMMIT").await.expect("commit");
+    assert_eq!(fetched, ["U07", "U08"], "{fetched:?}");
     let total = |rows: Vec<Vec<String>>| rows[0][0].clone();
     assert_eq!(
         total(
