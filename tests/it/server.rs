@@ -61,6 +61,19 @@ async fn real_clients_get_the_truth() {
     // … through a cursor (FETCH_COUNT: DECLARE, FETCH FORWARD 3 until done, CLOSE, COMMIT).
     let fetched = psql_with(server.port, &["-v", "FETCH_COUNT=3"], BY_PLATFORM).await;
     assert_eq!(fetched.lines().collect::<Vec<_>>(), expected);
+    // … and declared by hand, the statements in one simple query.
+    let declared = psql(
+        server.port,
+        &format!("BEGIN; DECLARE by_platform CURSOR FOR {BY_PLATFORM}; FETCH 2 FROM by_platform; FETCH ALL FROM by_platform; COMMIT"),
+    )
+    .await;
+    let tagged: Vec<String> = ["BEGIN", "DECLARE CURSOR"]
+        .iter()
+        .map(|t| t.to_string())
+        .chain(expected.iter().cloned())
+        .chain(["COMMIT".to_string()])
+        .collect();
+    assert_eq!(declared.lines().collect::<Vec<_>>(), tagged);
     // A correlated subquery in the select list computes its values (datafusion-postgres
     // alone would answer NULL).
     let correlated = psql(

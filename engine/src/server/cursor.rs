@@ -140,6 +140,22 @@ impl CursorStatement {
     }
 }
 
+/// The statements of a simple-protocol query of several statements (`BEGIN; DECLARE …; FETCH
+/// …; COMMIT`) when one of them is a cursor statement, each as SQL text: they run one by one,
+/// the cursor statements here and the others as usual. `None` for anything else.
+pub(crate) fn split_around_cursors(sql: &str) -> Option<Vec<String>> {
+    let lower = sql.to_ascii_lowercase();
+    if !["declare", "fetch", "close"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    (statements.len() > 1 && statements.iter().any(|s| CursorStatement::of(s).is_some()))
+        .then(|| statements.iter().map(ToString::to_string).collect())
+}
+
 /// Whether `statement` ends a transaction (and with it the cursors declared without HOLD).
 pub(crate) fn ends_transaction(statement: &Statement) -> bool {
     matches!(
@@ -399,7 +415,7 @@ pub(crate) fn bound_parameters<S: Clone>(
 
 #[cfg(test)]
 mod tests {
-    use super::{CursorStatement, text_ends_transaction};
+    use super::{CursorStatement, split_around_cursors, text_ends_transaction};
 
     #[test]
     fn cursor_statements_are_recognised() {
@@ -439,6 +455,17 @@ mod tests {
         assert!(CursorStatement::parse("select 1").is_none());
         assert!(CursorStatement::parse("closed").is_none());
         assert!(CursorStatement::parse("close").is_none());
+        assert_eq!(
+            split_around_cursors("begin; declare c cursor for select 1; fetch all from c; commit"),
+            Some(vec![
+                "BEGIN".to_string(),
+                "DECLARE c CURSOR FOR SELECT 1".to_string(),
+                "FETCH ALL FROM c".to_string(),
+                "COMMIT".to_string(),
+            ])
+        );
+        assert_eq!(split_around_cursors("select 1; select 2"), None);
+        assert_eq!(split_around_cursors("fetch all from c"), None);
         assert!(text_ends_transaction("COMMIT"));
         assert!(text_ends_transaction("end"));
         assert!(text_ends_transaction("rollback"));

@@ -409,6 +409,13 @@ impl SimpleQueryHandler for AmoebaService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(statements) = cursor::split_around_cursors(query) {
+            let mut responses = Vec::with_capacity(statements.len());
+            for statement in statements {
+                responses.extend(SimpleQueryHandler::do_query(self, client, &statement).await?);
+            }
+            return Ok(responses);
+        }
         let running = self.idle.running(client);
         match AdminCommand::parse(query) {
             Some(command) => Ok(vec![
