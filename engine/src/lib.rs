@@ -13,6 +13,7 @@ mod error;
 mod fingerprint;
 pub mod ledger;
 mod like_prefix;
+mod narrow_pnl;
 mod objects;
 mod pg_compat;
 mod pg_expandarray;

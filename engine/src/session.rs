@@ -14,6 +14,7 @@ use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, Refre
 use crate::error::Result;
 use crate::ledger::{Ledger, LedgerManifest, current_manifest};
 use crate::like_prefix::LikePrefix;
+use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
 use crate::runtime::CooperativeJoins;
 
@@ -35,6 +36,8 @@ pub fn new_session() -> Result<SessionContext> {
     rules.insert(0, Arc::new(CubeRouter::new(routes)));
     // Before type coercion, which types the calls it writes.
     rules.insert(1, Arc::new(LikePrefix));
+    // After the router (a routed aggregate reads a cube, not `pnl`).
+    rules.insert(2, Arc::new(NarrowPnl));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

@@ -395,6 +395,139 @@ async fn an_interrupted_refresh_leaves_the_last_version_served_and_the_next_one_
     );
 }
 
+/// Aggregates over `pnl` group the ledger by the dimensions they use only (`amoeba.narrow_pnl`):
+/// random aggregates — joins to the units and the SKU master, filters on dimensions and on
+/// measures, sums and the aggregates that count rows — give the same rows narrowed and not,
+/// and those that depend on the number of `pnl` rows are never narrowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_over_pnl_grouped_by_what_they_use_equal_the_full_view() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let served = refresh(copy.path(), RefreshOptions::default()).await;
+    let ctx = &served.ctx;
+    rows(ctx, "SET amoeba.cube_routing = false").await;
+    let dims = [
+        "p.month",
+        "p.date",
+        "p.platform",
+        "p.shop_id",
+        "p.sku",
+        "p.campaign",
+        "p.unit_id",
+        "u.kind",
+        "u.parent_id",
+        "k.category",
+    ];
+    let measures = [
+        "net_sales",
+        "gross_profit",
+        "cm3",
+        "net_profit",
+        "refund",
+        "advertising",
+        "cogs",
+        "allocated_staff",
+        "allocated_total",
+    ];
+    let filters = [
+        "p.month = '2025-11'",
+        "p.month BETWEEN '2025-03' AND '2025-06'",
+        "p.platform IN ('tmall', 'jd')",
+        "u.kind = 'profit'",
+        "p.date >= DATE '2025-06-18'",
+        "p.sku IS NULL",
+        "k.category IS NOT NULL",
+        "p.net_sales > 0",
+        "p.net_profit < 0",
+    ];
+    // Aggregates that depend on how many `pnl` rows there are: never narrowed.
+    let row_counting = [
+        "COUNT(*)",
+        "AVG(p.net_sales)",
+        "SUM(u.headcount)",
+        "COUNT(p.sku)",
+    ];
+    let mut rng = Rng(0x0A0E_BA11);
+    let (mut narrowed, mut total) = (0, 0);
+    for i in 0..200 {
+        let n = rng.below(4);
+        let group = rng.pick(&dims, n);
+        let n = 1 + rng.below(3);
+        let mut aggs: Vec<String> = rng
+            .pick(&measures, n)
+            .iter()
+            .map(|m| format!("CAST(SUM(p.{m}) AS VARCHAR)"))
+            .collect();
+        match rng.below(6) {
+            0 => aggs.push("CAST(MIN(p.date) AS VARCHAR)".to_string()),
+            1 => aggs.push("CAST(COUNT(DISTINCT p.sku) AS VARCHAR)".to_string()),
+            2 => aggs.push(format!(
+                "CAST({} AS VARCHAR)",
+                row_counting[rng.below(row_counting.len())]
+            )),
+            _ => {}
+        }
+        let n = rng.below(3);
+        let wheres = rng.pick(&filters, n);
+        let mut sql = format!(
+            "SELECT {} FROM pnl p LEFT JOIN amoeba_units u ON u.unit_id = p.unit_id \
+             LEFT JOIN skus k ON k.sku = p.sku",
+            group
+                .iter()
+                .map(|d| format!("CAST({d} AS VARCHAR)"))
+                .chain(aggs.iter().cloned())
+                .enumerate()
+                .map(|(i, e)| format!("{e} AS c{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        if !wheres.is_empty() {
+            sql.push_str(&format!(" WHERE {}", wheres.join(" AND ")));
+        }
+        if !group.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
+        }
+        let columns = group.len() + aggs.len();
+        let order: Vec<String> = (1..=columns).map(|c| format!("{c} NULLS FIRST")).collect();
+        sql.push_str(&format!(" ORDER BY {} LIMIT 300", order.join(", ")));
+
+        rows(ctx, "SET amoeba.narrow_pnl = true").await;
+        let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        let is_narrowed = plan.contains("TableScan: pnl_ledger");
+        let with = rows(ctx, &sql).await;
+        rows(ctx, "SET amoeba.narrow_pnl = false").await;
+        let plan_off = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        assert!(!plan_off.contains("TableScan: pnl_ledger"), "off: {sql}");
+        let without = rows(ctx, &sql).await;
+        assert_eq!(with, without, "query {i}: {sql}");
+        total += 1;
+        if is_narrowed {
+            narrowed += 1;
+        }
+        if wheres.iter().any(|w| w.contains("net_")) || row_counting.iter().any(|a| sql.contains(a))
+        {
+            assert!(!is_narrowed, "depends on the pnl rows, yet narrowed: {sql}");
+        }
+    }
+    eprintln!("{narrowed} of {total} random aggregates over pnl were narrowed");
+    assert!(narrowed * 3 >= total, "only {narrowed} of {total} narrowed");
+    assert!(narrowed < total, "every aggregate was narrowed");
+
+    // A self-join of pnl is left alone (each side's rows multiply the other's sums), and so is
+    // an aggregate over an empty selection, which still yields no group.
+    rows(ctx, "SET amoeba.narrow_pnl = true").await;
+    let self_join = "SELECT a.month, CAST(SUM(a.net_sales) AS VARCHAR) FROM pnl a \
+                     JOIN pnl b ON a.unit_id = b.unit_id AND a.date = b.date AND a.sku = b.sku \
+                     WHERE a.month = '2025-11' GROUP BY a.month";
+    let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {self_join}")).await);
+    assert!(!plan.contains("TableScan: pnl_ledger"), "{plan}");
+    let empty = "SELECT u.name, CAST(SUM(p.net_sales) AS VARCHAR) FROM amoeba_units u \
+                 LEFT JOIN pnl p ON p.unit_id = u.unit_id AND p.month = '1999-01' \
+                 GROUP BY u.name ORDER BY 1";
+    let with = rows(ctx, empty).await;
+    rows(ctx, "SET amoeba.narrow_pnl = false").await;
+    assert_eq!(with, rows(ctx, empty).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_routed_to_cubes_equal_the_ledger_over_random_queries() {
     let copy = copy_warehouse(&warehouse(0.005, 1));

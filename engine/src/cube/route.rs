@@ -53,6 +53,9 @@ extensions_options! {
     pub struct AmoebaOptions {
         /// Answer aggregates over `pnl` from a cube when one can (off: always from the ledger).
         pub cube_routing: bool, default = true
+        /// Group the ledger only by the `pnl` dimensions an aggregate over `pnl` uses (off:
+        /// the view's seven, then the query's grouping; the same results, slower).
+        pub narrow_pnl: bool, default = true
     }
 }
 
@@ -308,6 +311,11 @@ pub(crate) struct PnlView {
 impl PnlView {
     pub(crate) fn new(view: ViewTable) -> Self {
         PnlView { view }
+    }
+
+    /// The view's plan (`SELECT … FROM pnl_ledger GROUP BY` its seven dimensions).
+    pub(crate) fn logical_plan(&self) -> &LogicalPlan {
+        self.view.logical_plan()
     }
 }
 
