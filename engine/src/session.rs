@@ -25,12 +25,17 @@ pub const CATALOG_NAME: &str = "amoeba";
 /// cube router (no tables, no routes yet).
 pub fn new_session() -> Result<SessionContext> {
     let routes = Arc::new(CubeRoutes::default());
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG_NAME, "public")
         .with_create_default_catalog_and_schema(true)
         .with_option_extension(AmoebaOptions::default())
         .with_extension(Arc::clone(&routes));
+    // Filters are evaluated while the Parquet is decoded: the other columns of a row that
+    // fails are never decoded (`account = 'advertising'` over the ledger: 150 → 60 ms at
+    // scale 1), cheapest filters first.
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    config.options_mut().execution.parquet.reorder_filters = true;
     // The router runs first: it needs `TableScan: pnl` before type coercion rewrites it.
     let mut rules = Analyzer::new().rules;
     rules.insert(0, Arc::new(CubeRouter::new(routes)));
@@ -167,8 +172,42 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
         served.ledger = Some(ledger);
         served.ledger_manifest = Some(manifest);
     }
+    hold_master_data(&served.ctx).await?;
     pg_compat::setup(&served.ctx, served.catalog.model()).await?;
     Ok(served)
+}
+
+/// The unified views held in memory by a serving session: master data and the company's own
+/// books, which grow with the business rather than with its orders and are joined by most P&L
+/// queries (the SKU master for category and brand, the units' hours), and the ad reports (a
+/// row per plan, SKU and day, not per order; read from hundreds of small files). Each is a
+/// de-duplication over its delivered files. The order-level exports (order lines, refunds,
+/// fees, waybills) stay on the files.
+pub(crate) const HELD_VIEWS: [&str; 7] = [
+    "skus",
+    "shops",
+    "hours",
+    "expenses",
+    "purchases",
+    "stock_adjustments",
+    "ad_spend",
+];
+
+/// Replaces each of [`HELD_VIEWS`] in a serving session by its rows, computed once here (a
+/// refresh opens a new session): a query no longer re-reads and de-duplicates their files, and
+/// the planner knows their sizes — with a view's unknown size it kept the ledger's millions of
+/// rows as the build side of a join with the 5,000-row SKU master. They stay views to clients
+/// (`information_schema` says VIEW).
+async fn hold_master_data(ctx: &SessionContext) -> Result<()> {
+    for name in HELD_VIEWS {
+        if !ctx.table_exist(name)? {
+            continue;
+        }
+        let rows = ctx.table(name).await?.cache().await?;
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, rows.into_view())?;
+    }
+    Ok(())
 }
 
 /// When the newest served input file landed (Unix ms).

@@ -16,7 +16,8 @@
 //!                               b_base ─► drivers (month × unit) ─► allocation::apply
 //!                                  │        pools · internal settlement · step-down
 //!                                  ▼                     │
-//!                               b_ledger ◄───────────────┘   (+ month, sorted)
+//!                               b_ledger ◄───────────────┘   (+ month; sorted by month,
+//!                                  │                              account, unit, date, …)
 //!                                  │
 //!            checks::run ─► amoeba_checks     store::publish ─► ledger/v<N>/month=…/*.parquet
 //! ```
@@ -153,12 +154,15 @@ impl Ledger {
         register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
         lap(&mut step, "pools, settlement, step-down");
 
+        // Sorted by account within each month: most ledger queries select accounts
+        // (`account = 'advertising'`, `LIKE 'allocated_%'`), and with the rows of an account
+        // together the Parquet page index lets a scan skip the pages of every other account.
         let ledger = ctx
             .sql(&format!(
                 "SELECT date, {text}, amount, qty, arrow_cast(source, 'Utf8') AS source, \
                         arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM \
                  (SELECT {cols} FROM b_base UNION ALL SELECT {cols} FROM b_month) \
-                 ORDER BY date, unit_id, account, platform, shop_id, sku, campaign, source",
+                 ORDER BY month, account, unit_id, date, platform, shop_id, sku, campaign, source",
                 cols = sources::LEDGER_COLUMNS,
                 // One string type throughout (the parts mix Utf8 and Utf8View).
                 text = [
