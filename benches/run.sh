@@ -5,7 +5,7 @@
 #   2. the P&L query suite ad hoc on the ledger, side by side with DuckDB (benches/suite.sh,
 #      ROUTING=off),
 #   3. the same suite with cube routing on (what a BI tool gets over pgwire),
-#   4. the kernels (cargo bench: the udfs' functions and allocation, the costing kernel),
+#   4. the kernels (cargo bench -p amoeba-udfs: KPIs, exact allocation, costing),
 # and writes everything they print into target/bench/report-<date>.md.
 #
 #   benches/run.sh [scale ...]          default: 1 10
@@ -60,8 +60,7 @@ for scale in "${scales[@]}"; do
   step "Query suite ad hoc on the ledger, scale $scale" env ROUTING=off benches/suite.sh "$scale" "$seed"
   step "Query suite with cube routing, scale $scale" env ROUTING=on benches/suite.sh "$scale" "$seed"
 done
-step "Kernels: KPI functions and exact allocation" cargo bench --locked -p amoeba-udfs
-step "Kernels: costing" cargo bench --locked -p amoeba-engine --bench costing
+step "Kernels: KPI functions, exact allocation, costing" cargo bench --locked -p amoeba-udfs
 
 echo
 echo "report: $report"

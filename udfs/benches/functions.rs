@@ -1,5 +1,6 @@
 //! Benchmarks: each KPI function and `allocate_exact` against the same computation written in
-//! plain SQL, over `AMOEBA_BENCH_ROWS` rows (default 10,000,000) in a `MemTable` of 4 partitions.
+//! plain SQL, and the costing window functions (`fifo_cost`, `mwa_cost`; no SQL equivalent),
+//! over `AMOEBA_BENCH_ROWS` rows (default 10,000,000) in a `MemTable` of 4 partitions.
 //!
 //! `cargo bench -p amoeba-udfs` (release). Each query runs once to warm up, then
 //! `AMOEBA_BENCH_RUNS` times (default 5); the table prints min / median / max wall time and the
@@ -296,6 +297,78 @@ async fn main() -> Result<()> {
             SELECT count(s), sum(s) FROM (
               SELECT CAST(fl + CASE WHEN rk <= leftover THEN 1 ELSE 0 END AS DECIMAL(38,2)) / 100 AS s FROM r)";
         compare(&ctx, "allocate_exact", f, s, runs).await?;
+        ctx.deregister_table("alloc")?;
+    }
+
+    // Costing: sequential by nature (each issue's cost depends on every movement before it),
+    // so there is no plain SQL to compare with; the movements per second are printed.
+    for (name, function) in [("fifo_cost", "fifo_cost"), ("mwa_cost", "mwa_cost")] {
+        if !only.is_empty() && !only.split(',').any(|o| o == name) {
+            continue;
+        }
+        if !ctx.table_exist("moves")? {
+            ctx.register_table("moves", Arc::new(moves_table(rows)?))?;
+        }
+        let sql = format!(
+            "SELECT count(v), sum(v) FROM (SELECT {function}(qty, cost) OVER (PARTITION BY sku ORDER BY ts) AS v FROM moves)"
+        );
+        let (t, _) = time(&ctx, &sql, runs).await?;
+        let median = t[t.len() / 2];
+        println!(
+            "{name:<20} fn {:>8.1} {:>8.1} {:>8.1} | {:.1} M movements/s at the median",
+            ms(t[0]),
+            ms(median),
+            ms(t[t.len() - 1]),
+            rows as f64 / median.as_secs_f64() / 1e6
+        );
     }
     Ok(())
+}
+
+/// Stock movements for the costing functions: 2,000 SKUs, a receipt (10–200 units at 1–100
+/// yuan, 4 decimals) every 20 movements of a SKU, otherwise issues of 1–3 units (negative).
+fn moves_table(rows: usize) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("sku", DataType::Int64, false),
+        Field::new("ts", DataType::Int64, false),
+        Field::new("qty", DataType::Int64, false),
+        Field::new("cost", DataType::Decimal128(18, 4), true),
+    ]));
+    let skus = 2_000usize;
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    let mut partitions = vec![Vec::new(); PARTITIONS];
+    let mut done = 0;
+    let mut p = 0;
+    while done < rows {
+        let len = BATCH.min(rows - done);
+        let (mut sku, mut ts, mut qty, mut cost) = (
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+        );
+        for i in 0..len {
+            let row = done + i;
+            let step = row / skus;
+            sku.push(i64::try_from(row % skus).unwrap_or(0));
+            ts.push(i64::try_from(step).unwrap_or(0));
+            if step.is_multiple_of(20) {
+                qty.push(i64::try_from(10 + rng.below(190)).unwrap_or(0));
+                cost.push(Some(i128::from(10_000 + rng.below(990_000))));
+            } else {
+                qty.push(-i64::try_from(1 + rng.below(3)).unwrap_or(0));
+                cost.push(None);
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(sku)),
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(Int64Array::from(qty)),
+            Arc::new(Decimal128Array::from(cost).with_precision_and_scale(18, 4)?),
+        ];
+        partitions[p % PARTITIONS].push(RecordBatch::try_new(schema.clone(), cols)?);
+        p += 1;
+        done += len;
+    }
+    MemTable::try_new(schema, partitions)
 }

@@ -248,8 +248,8 @@ fn mul_div_round(a: i128, b: i128, c: i128) -> i128 {
 /// `kind` (`receipt`, `issue`, `return`, `adjust`), `qty`, `receipt_value` (Decimal128(_, 4):
 /// a receipt's landed value), `line` (an issue's sale line, a return's). Returns the batch with
 /// `value` (Decimal128(38,2): the inventory value change in cents), `shortfall` and `uncosted`
-/// appended. (Public as `amoeba_engine::ledger::cost_movements`, for the kernel benchmark.)
-pub fn cost_batch(method: CostingMethod, batch: &RecordBatch) -> Result<RecordBatch> {
+/// appended.
+pub(crate) fn cost_batch(method: CostingMethod, batch: &RecordBatch) -> Result<RecordBatch> {
     // The SQL may hand strings over as Utf8View and numbers in any width: normalise first.
     let col = |name: &str, to: &DataType| -> Result<ArrayRef> {
         let c = batch

@@ -55,7 +55,6 @@ use datafusion::prelude::SessionContext;
 use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
-pub use cost::cost_batch as cost_movements;
 pub(crate) use store::register_published;
 pub use store::{
     LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
