@@ -99,8 +99,6 @@ struct Path {
     exprs: Vec<Expr>,
     /// The columns projections pass on (a measure may pass, to the sums).
     passed: Vec<Expr>,
-    /// A subquery on the way: its outer references are not followed, so nothing is narrowed.
-    subquery: bool,
 }
 
 fn walk(node: &LogicalPlan, path: &mut Path) {
@@ -139,9 +137,6 @@ fn walk(node: &LogicalPlan, path: &mut Path) {
         // Anything else is a boundary.
         _ => {}
     }
-    if path.exprs.iter().any(has_subquery) {
-        path.subquery = true;
-    }
 }
 
 fn is_pnl(scan: &TableScan) -> bool {
@@ -165,7 +160,9 @@ fn narrow(agg: Aggregate) -> Result<Transformed<LogicalPlan>> {
     let [candidate] = path.candidates.as_slice() else {
         return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
     };
-    if path.subquery || candidate.scan.projection.is_some() || !candidate.scan.filters.is_empty() {
+    // A subquery on the way: its outer references are not followed, so nothing is narrowed.
+    let subquery = path.exprs.iter().any(has_subquery);
+    if subquery || candidate.scan.projection.is_some() || !candidate.scan.filters.is_empty() {
         return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
     }
     let Some(used) = used_columns(&agg, &path, &candidate.qualifier) else {

@@ -526,6 +526,17 @@ async fn aggregates_over_pnl_grouped_by_what_they_use_equal_the_full_view() {
     let with = rows(ctx, empty).await;
     rows(ctx, "SET amoeba.narrow_pnl = false").await;
     assert_eq!(with, rows(ctx, empty).await);
+
+    // The master data a serving session holds in memory is still a view to clients.
+    assert_eq!(
+        rows(
+            ctx,
+            "SELECT table_name, table_type FROM information_schema.tables \
+             WHERE table_name IN ('skus', 'ad_spend') ORDER BY 1"
+        )
+        .await,
+        vec![vec!["ad_spend", "VIEW"], vec!["skus", "VIEW"]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
