@@ -358,7 +358,12 @@ fn replace(
 ) -> Result<Transformed<LogicalPlan>> {
     match node {
         LogicalPlan::TableScan(scan) if &scan == target => Ok(Transformed::yes(with.clone())),
-        LogicalPlan::Filter(_) | LogicalPlan::Join(_) | LogicalPlan::SubqueryAlias(_) => {
+        LogicalPlan::Filter(_) | LogicalPlan::Join(_) => {
+            node.map_children(|c| replace(c, target, with))
+        }
+        // Only the scan's own alias: another alias is a boundary of the walk, and a scan
+        // equal to the target behind it (`JOIN (SELECT * FROM pnl p) x`) is not the one.
+        LogicalPlan::SubqueryAlias(ref a) if matches!(a.input.as_ref(), LogicalPlan::TableScan(scan) if scan == target) => {
             node.map_children(|c| replace(c, target, with))
         }
         LogicalPlan::Projection(ref p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {

@@ -520,6 +520,15 @@ async fn aggregates_over_pnl_grouped_by_what_they_use_equal_the_full_view() {
                      WHERE a.month = '2025-11' GROUP BY a.month";
     let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {self_join}")).await);
     assert!(!plan.contains("TableScan: pnl_ledger"), "{plan}");
+    // The same through a derived table: the outer scan may be narrowed, the inner one (the
+    // same scan behind another alias) must keep its rows.
+    let derived = "SELECT p.month, CAST(SUM(p.net_sales) AS VARCHAR) AS s FROM pnl p \
+                   JOIN (SELECT * FROM pnl p) x ON x.unit_id = p.unit_id AND x.month = p.month \
+                   WHERE p.month = '2025-11' GROUP BY p.month";
+    let with = rows(ctx, derived).await;
+    rows(ctx, "SET amoeba.narrow_pnl = false").await;
+    assert_eq!(with, rows(ctx, derived).await, "{derived}");
+    rows(ctx, "SET amoeba.narrow_pnl = true").await;
     let empty = "SELECT u.name, CAST(SUM(p.net_sales) AS VARCHAR) FROM amoeba_units u \
                  LEFT JOIN pnl p ON p.unit_id = u.unit_id AND p.month = '1999-01' \
                  GROUP BY u.name ORDER BY 1";
