@@ -108,16 +108,10 @@ impl Catalog {
             }
         }
         ctx.register_table("amoeba_files", Arc::new(self.files_table()?))?;
-        let mut rejected_parts = Vec::new();
         for view in UNIFIED_VIEWS {
-            rejected_parts.push(self.register_view(ctx, view).await?);
+            self.register_mapped(ctx, view).await?;
         }
-        let sql = format!(
-            "CREATE VIEW amoeba_rejected_rows AS {}",
-            rejected_parts.join(" UNION ALL ")
-        );
-        create_view(ctx, "(catalog)", "amoeba_rejected_rows", &sql).await?;
-        Ok(())
+        register_over_mapped(ctx).await
     }
 
     async fn register_source(
@@ -183,8 +177,8 @@ impl Catalog {
         create_view(ctx, &mapping.file, &raw, &sql).await
     }
 
-    /// Registers one unified view; returns the SELECT of its rejected rows.
-    async fn register_view(&self, ctx: &SessionContext, view: &UnifiedView) -> Result<String> {
+    /// Registers `raw.<view>_mapped`: the mapping parts of one unified view, UNION ALL.
+    async fn register_mapped(&self, ctx: &SessionContext, view: &UnifiedView) -> Result<()> {
         let mut parts = Vec::new();
         for mapping in &self.mappings {
             for (i, part) in mapping
@@ -250,52 +244,7 @@ impl Catalog {
             sql_ident(&mapped),
             parts.join(" UNION ALL ")
         );
-        create_view(ctx, "(catalog)", &mapped, &sql).await?;
-
-        let required: Vec<&str> = view
-            .columns
-            .iter()
-            .filter(|c| !c.nullable)
-            .map(|c| c.name)
-            .collect();
-        let complete = required
-            .iter()
-            .map(|c| format!("{} IS NOT NULL", sql_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let columns: Vec<String> = view.columns.iter().map(|c| sql_ident(c.name)).collect();
-        let sql = format!(
-            "CREATE VIEW {} AS SELECT {} FROM {RAW_SCHEMA}.{} WHERE {complete}",
-            sql_ident(view.name),
-            columns.join(", "),
-            sql_ident(&mapped),
-        );
-        create_view(ctx, "(catalog)", view.name, &sql).await?;
-
-        let which_missing = required
-            .iter()
-            .map(|c| format!("WHEN m.{} IS NULL THEN {}", sql_ident(c), sql_string(c)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let row_text = view
-            .columns
-            .iter()
-            .map(|c| format!("arrow_cast(m.{}, 'Utf8')", sql_ident(c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        Ok(format!(
-            "SELECT {view_name} AS view, f.path AS file, CASE {which_missing} END AS missing_column, \
-             concat_ws(' | ', {row_text}) AS row \
-             FROM {RAW_SCHEMA}.{mapped_ident} m JOIN amoeba_files f ON f.delivery = m._delivery \
-             WHERE NOT ({qualified})",
-            qualified = required
-                .iter()
-                .map(|c| format!("m.{} IS NOT NULL", sql_ident(c)))
-                .collect::<Vec<_>>()
-                .join(" AND "),
-            view_name = sql_string(view.name),
-            mapped_ident = sql_ident(&mapped),
-        ))
+        create_view(ctx, "(catalog)", &mapped, &sql).await
     }
 
     /// `amoeba_files`: every data file, served or rejected.
@@ -356,6 +305,64 @@ impl Catalog {
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         Ok(MemTable::try_new(schema, vec![vec![batch]])?)
     }
+}
+
+/// (Re)creates what derives from the `raw.<view>_mapped` tables: each unified view (its rows
+/// whose required columns are all present) and `amoeba_rejected_rows` (the others, with their
+/// file). The ledger build calls it again after replacing each `_mapped` view by its
+/// materialization, so that the exports are read and mapped once for the views and the report
+/// of rejected rows alike.
+pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
+    let mut rejected_parts = Vec::new();
+    for view in UNIFIED_VIEWS {
+        let mapped = sql_ident(&format!("{}_mapped", view.name));
+        let required: Vec<&str> = view
+            .columns
+            .iter()
+            .filter(|c| !c.nullable)
+            .map(|c| c.name)
+            .collect();
+        let complete = |prefix: &str| {
+            required
+                .iter()
+                .map(|c| format!("{prefix}{} IS NOT NULL", sql_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let columns: Vec<String> = view.columns.iter().map(|c| sql_ident(c.name)).collect();
+        let sql = format!(
+            "CREATE OR REPLACE VIEW {} AS SELECT {} FROM {RAW_SCHEMA}.{mapped} WHERE {}",
+            sql_ident(view.name),
+            columns.join(", "),
+            complete(""),
+        );
+        create_view(ctx, "(catalog)", view.name, &sql).await?;
+
+        let which_missing = required
+            .iter()
+            .map(|c| format!("WHEN m.{} IS NULL THEN {}", sql_ident(c), sql_string(c)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let row_text = view
+            .columns
+            .iter()
+            .map(|c| format!("arrow_cast(m.{}, 'Utf8')", sql_ident(c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rejected_parts.push(format!(
+            "SELECT {view_name} AS view, f.path AS file, CASE {which_missing} END AS missing_column, \
+             concat_ws(' | ', {row_text}) AS row \
+             FROM {RAW_SCHEMA}.{mapped} m JOIN amoeba_files f ON f.delivery = m._delivery \
+             WHERE NOT ({qualified})",
+            qualified = complete("m."),
+            view_name = sql_string(view.name),
+        ));
+    }
+    let sql = format!(
+        "CREATE OR REPLACE VIEW amoeba_rejected_rows AS {}",
+        rejected_parts.join(" UNION ALL ")
+    );
+    create_view(ctx, "(catalog)", "amoeba_rejected_rows", &sql).await
 }
 
 async fn create_view(ctx: &SessionContext, file: &str, view: &str, sql: &str) -> Result<()> {

@@ -167,6 +167,24 @@ async fn broken_files_are_rejected_by_name_and_the_rest_is_served() {
     assert_eq!(rejected[0][0], "order_lines");
     assert_eq!(rejected[0][1], relative(root, &bad_row));
     assert_eq!(rejected[0][2], "unit_price");
+    // The ledger build's report (which reads the rows as mapped once for the build) names
+    // the same file and fails.
+    let ledger = amoeba_engine::ledger::Ledger::build(&catalog)
+        .await
+        .expect("ledger");
+    let mapped: Vec<_> = ledger
+        .checks()
+        .iter()
+        .filter(|c| c.check == "rows_mapped")
+        .collect();
+    assert_eq!(mapped.len(), 1, "{mapped:?}");
+    assert_eq!(
+        mapped[0].scope,
+        format!("order_lines {}", relative(root, &bad_row))
+    );
+    assert_eq!(mapped[0].status, amoeba_engine::ledger::Status::Fail);
+    assert_eq!(mapped[0].actual, Some(100), "one row, as a count in cents");
+    assert!(ledger.failed());
 
     // Untouched platforms are served whole; broken ones lose only the rejected files.
     let sql = "SELECT count(*), sum(net_sales) FROM {} WHERE platform = 'douyin'";

@@ -115,8 +115,8 @@ impl CheckRow {
 fn per_shop_month(source: &str, ledger_rows: &str, detail: &str) -> String {
     format!(
         "WITH s AS ({source}), \
-              l AS (SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(amount) AS v \
-                    FROM b_ledger WHERE {ledger_rows} GROUP BY 1, 2, 3) \
+              l AS (SELECT platform, shop_id, month, SUM(amount) AS v \
+                    FROM b_ledger_sums WHERE {ledger_rows} GROUP BY 1, 2, 3) \
          SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id), ' ', \
                        COALESCE(s.month, l.month)), \
                 COALESCE(s.v, 0), COALESCE(l.v, 0), '{detail}' \
@@ -158,7 +158,7 @@ fn comparisons() -> Vec<(&'static str, String)> {
         (
             "fees_reconcile",
             "WITH s AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_fees GROUP BY 1, 2), \
-                  l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger \
+                  l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger_sums \
                         WHERE starts_with(source, 'fees:') GROUP BY 1, 2) \
              SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id)), \
                     COALESCE(s.v, 0), COALESCE(l.v, 0), \
@@ -169,14 +169,14 @@ fn comparisons() -> Vec<(&'static str, String)> {
         (
             "waybills_reconcile",
             "SELECT 'all', (SELECT COALESCE(SUM(-cost), 0) FROM waybills), \
-                    (SELECT COALESCE(SUM(amount), 0) FROM b_ledger WHERE source = 'waybills'), \
+                    (SELECT COALESCE(SUM(amount), 0) FROM b_ledger_sums WHERE source = 'waybills'), \
                     'waybill freight vs the ledger (outbound freight moves to the payment month)'"
                 .to_string(),
         ),
         (
             "expenses_reconcile",
             "WITH s AS (SELECT month, SUM(-amount) AS v FROM expenses GROUP BY 1), \
-                  l AS (SELECT to_char(date, '%Y-%m') AS month, SUM(amount) AS v FROM b_ledger \
+                  l AS (SELECT month, SUM(amount) AS v FROM b_ledger_sums \
                         WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:') GROUP BY 1) \
              SELECT COALESCE(s.month, l.month), COALESCE(s.v, 0), COALESCE(l.v, 0), \
                     'expenses vs their direct costs and pool shares' \
@@ -185,15 +185,15 @@ fn comparisons() -> Vec<(&'static str, String)> {
         ),
         (
             "settlement_nets_to_zero",
-            "SELECT to_char(date, '%Y-%m'), CAST(0 AS DECIMAL(38,2)), SUM(amount), \
+            "SELECT month, CAST(0 AS DECIMAL(38,2)), SUM(amount), \
                     'internal revenue + internal cost, company-wide' \
-             FROM b_ledger WHERE account IN ('internal_revenue', 'internal_cost') GROUP BY 1"
+             FROM b_ledger_sums WHERE account IN ('internal_revenue', 'internal_cost') GROUP BY 1"
                 .to_string(),
         ),
         (
             "company_equals_units",
-            "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger), \
-                    (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger l JOIN b_units u ON u.unit_id = l.unit_id), \
+            "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger_sums), \
+                    (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger_sums l JOIN b_units u ON u.unit_id = l.unit_id), \
                     'company profit vs the sum of the units'' profits (rows of unknown units would differ)'"
                 .to_string(),
         ),
@@ -225,13 +225,13 @@ const FINDINGS: &[(&str, &str)] = &[
     (
         "rows_on_root",
         "SELECT concat(account, ' ', source), 'warn', SUM(amount), \
-                concat(CAST(COUNT(*) AS VARCHAR), ' ledger row(s) no assignment rule matched: on the root unit') \
-         FROM b_ledger WHERE unit_id = (SELECT unit_id FROM b_units WHERE kind = 'company') GROUP BY account, source",
+                concat(CAST(SUM(n) AS VARCHAR), ' ledger row(s) no assignment rule matched: on the root unit') \
+         FROM b_ledger_sums WHERE unit_id = (SELECT unit_id FROM b_units WHERE kind = 'company') GROUP BY account, source",
     ),
     (
         "unit_known",
         "SELECT unit_id, 'fail', SUM(amount), 'ledger rows of a unit the model does not declare' \
-         FROM b_ledger WHERE unit_id NOT IN (SELECT unit_id FROM b_units) GROUP BY unit_id",
+         FROM b_ledger_sums WHERE unit_id NOT IN (SELECT unit_id FROM b_units) GROUP BY unit_id",
     ),
     (
         "files_served",
@@ -246,8 +246,16 @@ const FINDINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The ledger summed at the grain every check needs (`b_ledger_sums`): the checks read this
+/// table of some thousands of rows instead of scanning the ledger's millions once each.
+const LEDGER_SUMS: &str = "\
+    SELECT month, platform, shop_id, unit_id, account, source, SUM(amount) AS amount, COUNT(*) AS n \
+    FROM b_ledger GROUP BY month, platform, shop_id, unit_id, account, source";
+
 /// Runs the SQL checks over the build session's tables.
 pub(crate) async fn run(ctx: &SessionContext) -> Result<Vec<CheckRow>> {
+    let sums = ctx.sql(LEDGER_SUMS).await?.cache().await?;
+    ctx.register_table("b_ledger_sums", sums.into_view())?;
     let mut rows = Vec::new();
     for (check, sql) in comparisons() {
         let sql = format!(

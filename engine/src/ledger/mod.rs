@@ -43,12 +43,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amoeba_catalog::model::Model;
-use amoeba_catalog::{Catalog, UNIFIED_VIEWS, Warehouse};
+use amoeba_catalog::{Catalog, RAW_SCHEMA, UNIFIED_VIEWS, Warehouse, register_over_mapped};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
@@ -94,16 +95,19 @@ impl Ledger {
         let started = Instant::now();
         let ctx = new_session()?;
         catalog.register(&ctx).await?;
-        // Every step and check reads the unified views, each of which de-duplicates and maps
-        // its exports: in this (private) session each view is replaced by its materialization,
-        // so the exports are read and mapped once per build.
+        // Every step and check reads the unified views and the report of rejected rows, all of
+        // which de-duplicate and map the exports (`raw.<view>_mapped`): in this (private)
+        // session each mapped view is replaced by its materialization and what derives from
+        // it is re-created over that, so the exports are read and mapped once per build.
         for view in UNIFIED_VIEWS {
             let started = Instant::now();
-            let df = ctx.table(view.name).await?.cache().await?;
-            ctx.deregister_table(view.name)?;
-            ctx.register_table(view.name, df.into_view())?;
+            let mapped = TableReference::partial(RAW_SCHEMA, format!("{}_mapped", view.name));
+            let df = ctx.table(mapped.clone()).await?.cache().await?;
+            ctx.deregister_table(mapped.clone())?;
+            ctx.register_table(mapped, df.into_view())?;
             lap(&mut { started }, view.name);
         }
+        register_over_mapped(&ctx).await?;
         register(&ctx, "b_units", units_batch(&model)?)?;
         cache(&ctx, "b_shops", &sources::shops(&model)).await?;
         cache(&ctx, "b_lines", &sources::lines(&model)).await?;
