@@ -238,7 +238,7 @@ impl Catalog {
                 .collect();
             parts.push(format!("SELECT {} WHERE false", select.join(", ")));
         }
-        let mapped = format!("{}_mapped", view.name);
+        let mapped = view.mapped_name();
         let sql = format!(
             "CREATE VIEW {RAW_SCHEMA}.{} AS {}",
             sql_ident(&mapped),
@@ -315,7 +315,7 @@ impl Catalog {
 pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
     let mut rejected_parts = Vec::new();
     for view in UNIFIED_VIEWS {
-        let mapped = sql_ident(&format!("{}_mapped", view.name));
+        let mapped = sql_ident(&view.mapped_name());
         let required: Vec<&str> = view
             .columns
             .iter()

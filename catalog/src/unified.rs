@@ -82,6 +82,13 @@ impl UnifiedView {
     pub fn column(&self, name: &str) -> Option<&UnifiedColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// The name of its mapped rows in the `raw` schema (`<view>_mapped`: every mapped row,
+    /// complete or not, with its `_delivery`), from which the view and the report of rejected
+    /// rows derive.
+    pub fn mapped_name(&self) -> String {
+        format!("{}_mapped", self.name)
+    }
 }
 
 const fn col(name: &'static str, data_type: UnifiedType) -> UnifiedColumn {

@@ -101,7 +101,7 @@ impl Ledger {
         // it is re-created over that, so the exports are read and mapped once per build.
         for view in UNIFIED_VIEWS {
             let started = Instant::now();
-            let mapped = TableReference::partial(RAW_SCHEMA, format!("{}_mapped", view.name));
+            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
             let df = ctx.table(mapped.clone()).await?.cache().await?;
             ctx.deregister_table(mapped.clone())?;
             ctx.register_table(mapped, df.into_view())?;
