@@ -108,9 +108,7 @@ impl Catalog {
             }
         }
         ctx.register_table("amoeba_files", Arc::new(self.files_table()?))?;
-        for view in UNIFIED_VIEWS {
-            self.register_mapped(ctx, view).await?;
-        }
+        self.register_mapped_views(ctx).await?;
         register_over_mapped(ctx).await
     }
 
@@ -177,6 +175,31 @@ impl Catalog {
         create_view(ctx, &mapping.file, &raw, &sql).await
     }
 
+    /// The de-duplicated raw tables (`raw.<mapping>_<source>`) that more than one mapping
+    /// part reads: douyin's settlement, for one, is read once per fee column.
+    pub fn shared_raw_tables(&self) -> Vec<TableReference> {
+        let mut shared = Vec::new();
+        for mapping in &self.mappings {
+            for (kind, reads) in mapping.source_reads() {
+                if reads > 1 {
+                    shared.push(TableReference::partial(RAW_SCHEMA, mapping.raw_table(kind)));
+                }
+            }
+        }
+        shared
+    }
+
+    /// Re-creates every `raw.<view>_mapped` view over the raw tables registered in `ctx` now:
+    /// the ledger build calls it after replacing the [shared raw
+    /// tables](Catalog::shared_raw_tables) by their materialization (a view reads the tables
+    /// it was created over, not those registered under the same names later).
+    pub async fn register_mapped_views(&self, ctx: &SessionContext) -> Result<()> {
+        for view in UNIFIED_VIEWS {
+            self.register_mapped(ctx, view).await?;
+        }
+        Ok(())
+    }
+
     /// Registers `raw.<view>_mapped`: the mapping parts of one unified view, UNION ALL.
     async fn register_mapped(&self, ctx: &SessionContext, view: &UnifiedView) -> Result<()> {
         let mut parts = Vec::new();
@@ -240,7 +263,7 @@ impl Catalog {
         }
         let mapped = view.mapped_name();
         let sql = format!(
-            "CREATE VIEW {RAW_SCHEMA}.{} AS {}",
+            "CREATE OR REPLACE VIEW {RAW_SCHEMA}.{} AS {}",
             sql_ident(&mapped),
             parts.join(" UNION ALL ")
         );

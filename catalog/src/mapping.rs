@@ -298,6 +298,25 @@ impl Mapping {
         Ok(())
     }
 
+    /// How many times the view parts read each source (`{source}` in their `from` and
+    /// `where`): the de-duplication of a source read more than once runs once per read unless
+    /// its rows are materialized first (what the ledger build does).
+    pub fn source_reads(&self) -> BTreeMap<&str, usize> {
+        let mut reads = BTreeMap::new();
+        for part in self.views.values().flatten() {
+            let texts = std::iter::once(part.from.as_str()).chain(part.filter.as_deref());
+            for text in texts {
+                for kind in self.sources.keys() {
+                    let n = text.matches(&format!("{{{kind}}}")).count();
+                    if n > 0 {
+                        *reads.entry(kind.as_str()).or_insert(0) += n;
+                    }
+                }
+            }
+        }
+        reads
+    }
+
     /// Replaces `{source}` with the de-duplicated raw table and `{map.name}` with the value
     /// map as a `(key, value)` relation.
     pub fn expand(&self, text: &str) -> std::result::Result<String, String> {

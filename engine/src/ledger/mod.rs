@@ -95,6 +95,19 @@ impl Ledger {
         let started = Instant::now();
         let ctx = new_session()?;
         catalog.register(&ctx).await?;
+        // A raw table that several mapping parts read (douyin's settlement: one part per fee
+        // column) would be read and de-duplicated once per part: it is materialized first.
+        let shared = catalog.shared_raw_tables();
+        for raw in &shared {
+            let started = Instant::now();
+            let df = ctx.table(raw.clone()).await?.cache().await?;
+            ctx.deregister_table(raw.clone())?;
+            ctx.register_table(raw.clone(), df.into_view())?;
+            lap(&mut { started }, &raw.to_string());
+        }
+        if !shared.is_empty() {
+            catalog.register_mapped_views(&ctx).await?;
+        }
         // Every step and check reads the unified views and the report of rejected rows, all of
         // which de-duplicate and map the exports (`raw.<view>_mapped`): in this (private)
         // session each mapped view is replaced by its materialization and what derives from
@@ -106,6 +119,10 @@ impl Ledger {
             ctx.deregister_table(mapped.clone())?;
             ctx.register_table(mapped, df.into_view())?;
             lap(&mut { started }, view.name);
+        }
+        // The mapped rows are all materialized: the raw tables they came from are let go.
+        for raw in shared {
+            ctx.deregister_table(raw)?;
         }
         register_over_mapped(&ctx).await?;
         register(&ctx, "b_units", units_batch(&model)?)?;
