@@ -22,6 +22,7 @@ mod refresher;
 mod runtime;
 mod server;
 mod session;
+mod shared_subplan;
 
 pub use error::{EngineError, Result};
 pub use ledger::Ledger;

@@ -8,6 +8,7 @@ use amoeba_catalog::{Catalog, Warehouse};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::optimizer::Analyzer;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
@@ -17,6 +18,7 @@ use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
 use crate::runtime::CooperativeJoins;
+use crate::shared_subplan::{self, ShareRepeatedAggregates};
 
 /// The catalog name DataFusion registers tables under (`current_database()`).
 pub const CATALOG_NAME: &str = "amoeba";
@@ -43,10 +45,19 @@ pub fn new_session() -> Result<SessionContext> {
     rules.insert(1, Arc::new(LikePrefix));
     // After the router (a routed aggregate reads a cube, not `pnl`).
     rules.insert(2, Arc::new(NarrowPnl));
+    // A final aggregate a plan repeats (a CTE read twice) runs once, before the last filter
+    // pushdown would make its copies differ.
+    let mut physical_rules = PhysicalOptimizer::new().rules;
+    let at = physical_rules
+        .iter()
+        .position(|r| r.name() == shared_subplan::RUNS_BEFORE)
+        .unwrap_or(physical_rules.len());
+    physical_rules.insert(at, Arc::new(ShareRepeatedAggregates));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(rules)
+        .with_physical_optimizer_rules(physical_rules)
         .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
         .build();
     let ctx = SessionContext::new_with_state(state);

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::Warehouse;
@@ -393,6 +394,120 @@ async fn an_interrupted_refresh_leaves_the_last_version_served_and_the_next_one_
         stdout.contains("cube_totals") && stdout.contains("cube_rollup"),
         "{stdout}"
     );
+}
+
+/// A final aggregate a query repeats (a CTE read twice, the same derived table joined to
+/// itself) runs once for all its readers (`amoeba.share_subplans`), with the same rows as when
+/// each reference runs on its own; what could differ between runs (a volatile function, an
+/// in-memory table) is never shared, and a plan run twice computes twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_aggregates_run_once_with_the_same_rows() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let served = refresh(copy.path(), RefreshOptions::default()).await;
+    let ctx = &served.ctx;
+    rows(ctx, "SET amoeba.cube_routing = false").await;
+    let month = scalar(ctx, "SELECT MAX(month) FROM pnl_ledger").await;
+    // (query, readers of the shared aggregate; 0: nothing may be shared)
+    let cases: Vec<(String, usize)> = vec![
+        // A share of a pool (benches/queries/20): the CTE on both sides of a join.
+        (
+            "WITH a AS (SELECT account, unit_id, SUM(amount) AS amount FROM pnl_ledger \
+                        WHERE account LIKE 'allocated_%' GROUP BY account, unit_id), \
+                  pool AS (SELECT account, SUM(amount) AS amount FROM a GROUP BY account) \
+             SELECT a.account, a.unit_id, CAST(a.amount AS VARCHAR), CAST(pool.amount AS VARCHAR) \
+             FROM a JOIN pool ON pool.account = a.account ORDER BY 1, 2"
+                .to_string(),
+            2,
+        ),
+        // A LEFT JOIN to an aggregate of the CTE's positive amounts (a filter on a sum stays
+        // above the shared aggregate; one on a group key would be pushed into one copy's scan
+        // and make it a different plan, computed on its own).
+        (
+            format!(
+                "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' GROUP BY unit_id, account), \
+                      ns AS (SELECT unit_id, SUM(amount) AS net_sales FROM a \
+                             WHERE amount > 0 GROUP BY unit_id) \
+                 SELECT a.unit_id, a.account, CAST(a.amount AS VARCHAR), CAST(ns.net_sales AS VARCHAR) \
+                 FROM a LEFT JOIN ns ON ns.unit_id = a.unit_id ORDER BY 1, 2"
+            ),
+            2,
+        ),
+        // Three readers, through UNION ALL.
+        (
+            "WITH m AS (SELECT month, account, SUM(amount) AS amount FROM pnl_ledger GROUP BY 1, 2) \
+             SELECT 'costs', month, CAST(SUM(amount) AS VARCHAR) FROM m WHERE amount < 0 GROUP BY month \
+             UNION ALL SELECT 'revenue', month, CAST(SUM(amount) AS VARCHAR) FROM m WHERE amount > 0 GROUP BY month \
+             UNION ALL SELECT 'all', month, CAST(SUM(amount) AS VARCHAR) FROM m GROUP BY month \
+             ORDER BY 1, 2"
+                .to_string(),
+            3,
+        ),
+        // The same derived table twice, no CTE: month over month per unit.
+        (
+            "SELECT x.unit_id, x.month, CAST(x.s - y.s AS VARCHAR) \
+             FROM (SELECT unit_id, month, SUM(amount) AS s FROM pnl_ledger GROUP BY 1, 2) x \
+             JOIN (SELECT unit_id, month, SUM(amount) AS s FROM pnl_ledger GROUP BY 1, 2) y \
+               ON y.unit_id = x.unit_id AND y.month < x.month ORDER BY 1, 2, 3"
+                .to_string(),
+            2,
+        ),
+        // A volatile function under the aggregate: each reference draws its own values.
+        (
+            "WITH r AS (SELECT unit_id, SUM(amount) * 0 + MAX(CAST(random() * 0 AS INT)) AS z \
+                        FROM pnl_ledger GROUP BY unit_id) \
+             SELECT a.unit_id, CAST(a.z + b.z AS VARCHAR) FROM r a JOIN r b ON a.unit_id = b.unit_id ORDER BY 1"
+                .to_string(),
+            0,
+        ),
+        // An in-memory table (the units): its copies are not known to be the same table.
+        (
+            "WITH k AS (SELECT kind, COUNT(*) AS n FROM amoeba_units GROUP BY kind) \
+             SELECT a.kind, a.n + b.n FROM k a JOIN k b ON a.kind = b.kind ORDER BY 1"
+                .to_string(),
+            0,
+        ),
+    ];
+    for (sql, readers) in &cases {
+        rows(ctx, "SET amoeba.share_subplans = true").await;
+        let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        let shared = rows(ctx, sql).await;
+        if *readers == 0 {
+            assert!(
+                !plan.contains("SharedExec"),
+                "shared, yet it may differ: {sql}\n{plan}"
+            );
+        } else {
+            let readers = format!("SharedExec: computed once for {readers} readers");
+            assert!(plan.contains(&readers), "expected {readers}: {sql}\n{plan}");
+        }
+        rows(ctx, "SET amoeba.share_subplans = false").await;
+        let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        assert!(!plan.contains("SharedExec"), "off, yet shared: {plan}");
+        let each = rows(ctx, sql).await;
+        assert!(!each.is_empty(), "no rows: {sql}");
+        assert_eq!(shared, each, "{sql}");
+    }
+
+    // One physical plan run again (its state reset, as DataFusion requires) computes again
+    // and gives the same rows.
+    rows(ctx, "SET amoeba.share_subplans = true").await;
+    let (sql, _) = &cases[0];
+    let df = ctx.sql(sql).await.expect("plan");
+    let physical = df.create_physical_plan().await.expect("physical plan");
+    let first = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
+        .await
+        .expect("first run");
+    let physical =
+        datafusion::physical_plan::execution_plan::reset_plan_states(physical).expect("reset");
+    let second = datafusion::physical_plan::collect(physical, ctx.task_ctx())
+        .await
+        .expect("second run");
+    assert_eq!(
+        crate::support::render(&first),
+        crate::support::render(&second)
+    );
+    assert_eq!(crate::support::render(&first), rows(ctx, sql).await);
 }
 
 /// Aggregates over `pnl` group the ledger by the dimensions they use only (`amoeba.narrow_pnl`):

@@ -56,6 +56,9 @@ extensions_options! {
         /// Group the ledger only by the `pnl` dimensions an aggregate over `pnl` uses (off:
         /// the view's seven, then the query's grouping; the same results, slower).
         pub narrow_pnl: bool, default = true
+        /// Compute a final aggregate that a plan repeats (a CTE read twice) once for all its
+        /// readers (off: once per reference; the same results, slower).
+        pub share_subplans: bool, default = true
     }
 }
 
