@@ -70,11 +70,7 @@ impl AnalyzerRule for NarrowPnl {
     }
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
-        let enabled = config
-            .extensions
-            .get::<AmoebaOptions>()
-            .is_none_or(|o| o.narrow_pnl);
-        if !enabled {
+        if !AmoebaOptions::of(config).narrow_pnl {
             return Ok(plan);
         }
         plan.transform_up_with_subqueries(|node| match node {

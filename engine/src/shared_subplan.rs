@@ -129,11 +129,7 @@ impl PhysicalOptimizerRule for ShareRepeatedAggregates {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let enabled = config
-            .extensions
-            .get::<AmoebaOptions>()
-            .is_none_or(|o| o.share_subplans);
-        if !enabled {
+        if !AmoebaOptions::of(config).share_subplans {
             return Ok(plan);
         }
         let mut occurrences: HashMap<String, usize> = HashMap::new();

@@ -66,6 +66,18 @@ impl ConfigExtension for AmoebaOptions {
     const PREFIX: &'static str = "amoeba";
 }
 
+impl AmoebaOptions {
+    /// A session's settings (the defaults when the session has none: a session made without
+    /// `new_session`).
+    pub(crate) fn of(config: &ConfigOptions) -> AmoebaOptions {
+        config
+            .extensions
+            .get::<AmoebaOptions>()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// A cube the router may use: its definition and its stored table (the current version).
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
@@ -120,11 +132,7 @@ const PNL_DIMENSIONS: [Dimension; 7] = [
 
 impl AnalyzerRule for CubeRouter {
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        let enabled = config
-            .extensions
-            .get::<AmoebaOptions>()
-            .is_none_or(|o| o.cube_routing);
-        if !enabled {
+        if !AmoebaOptions::of(config).cube_routing {
             return Ok(plan);
         }
         let routes = self.routes.routes();
