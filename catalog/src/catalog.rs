@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  raw.<p>_<kind>_delivered   every row of every served file (+ shop_id, dt, _delivery)
-//!        │ newest delivery of each natural key wins (row_number over the key)
+//!        │ newest delivery of each natural key wins (max(_delivery) by key, joined back)
 //!  raw.<p>_<kind>             one row per natural key: the platform's columns, as exported
 //!        │ mapping parts (SQL), cast to the unified types, UNION ALL over platforms
 //!  raw.<view>_mapped          every mapped row, with its _delivery
@@ -149,11 +149,11 @@ impl Catalog {
         let columns: Vec<String> = source
             .columns
             .keys()
-            .map(|c| sql_ident(c))
+            .map(|c| format!("d.{}", sql_ident(c)))
             .chain([
-                "shop_id".to_string(),
-                "dt".to_string(),
-                "_delivery".to_string(),
+                "d.shop_id".to_string(),
+                "d.dt".to_string(),
+                "d._delivery".to_string(),
             ])
             .collect();
         // Platform exports are per shop: a key is unique within its shop (campaign names
@@ -163,13 +163,27 @@ impl Catalog {
             .into_iter()
             .chain(source.key.iter().map(|k| sql_ident(k)))
             .collect();
+        // The newest delivery of each key, found by a hash aggregate and joined back: every
+        // row of that delivery with the key is kept. (A `row_number() OVER (PARTITION BY key
+        // ORDER BY _delivery DESC)` window gives the same rows when a file has each key once,
+        // but DataFusion's window keeps state per partition, and nearly every key is its own
+        // partition: 3.7 s against 0.7 s for jd's 801 K settlement rows.) Keys may be NULL
+        // (an after-sale number on a sale), hence IS NOT DISTINCT FROM, which the planner
+        // still turns into hash-join keys (each in parentheses: it binds more loosely than AND).
+        let on: Vec<String> = keys
+            .iter()
+            .map(|k| format!("(d.{k} IS NOT DISTINCT FROM n.{k})"))
+            .chain(["(d._delivery IS NOT DISTINCT FROM n._newest)".to_string()])
+            .collect();
         let sql = format!(
-            "CREATE VIEW {RAW_SCHEMA}.{raw_ident} AS SELECT {cols} FROM (\
-               SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _delivery DESC) AS _rank \
-               FROM {RAW_SCHEMA}.{delivered}) WHERE _rank = 1",
+            "CREATE VIEW {RAW_SCHEMA}.{raw_ident} AS SELECT {cols} \
+             FROM {RAW_SCHEMA}.{delivered} d \
+             JOIN (SELECT {keys}, max(_delivery) AS _newest FROM {RAW_SCHEMA}.{delivered} \
+                   GROUP BY {keys}) n ON {on}",
             raw_ident = sql_ident(&raw),
             cols = columns.join(", "),
             keys = keys.join(", "),
+            on = on.join(" AND "),
             delivered = sql_ident(&format!("{raw}_delivered")),
         );
         create_view(ctx, &mapping.file, &raw, &sql).await
