@@ -3,7 +3,7 @@
 //! proves nothing was lost or counted twice.
 //!
 //! ```text
-//!  unified views ─► b_shops, b_lines (+ unit by the model's rules), b_orders, b_fees
+//!  unified views ─► b_shops, b_lines (+ unit by the model's rules), b_orders, b_fees, b_fee_lines
 //!       │
 //!       ├─ SALES, REFUNDS                      one ledger row per line / refund
 //!       ├─ FEES    on the line │ spread over the order's lines by net sales │ on the shop
@@ -130,6 +130,7 @@ impl Ledger {
         cache(&ctx, "b_lines", &sources::lines(&model)).await?;
         cache(&ctx, "b_orders", sources::ORDERS).await?;
         cache(&ctx, "b_fees", &sources::fees(&model)).await?;
+        cache(&ctx, "b_fee_lines", sources::FEE_LINES).await?;
 
         // Costing: DataFusion sorts the movements, one sequential pass costs them.
         let mut step = Instant::now();

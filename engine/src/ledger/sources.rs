@@ -66,13 +66,22 @@ pub(crate) fn lines(model: &Model) -> String {
     )
 }
 
-/// `b_orders`: one row per paid order, with the unit of its first line; `unique_id` when the
-/// order id names one order only across platforms (waybills carry the bare order id).
+/// `b_orders`: one row per paid order, with the unit of its first line and its number of
+/// lines; `unique_id` when the order id names one order only across platforms (waybills carry
+/// the bare order id).
+///
+/// The spreads over an order's lines (fees, freight) read `lines`: an order of one line takes
+/// the whole amount without the window, which costs microseconds per partition and most orders
+/// are a partition of one. (For the same reason `unique_id` is a join, not a `COUNT(*) OVER
+/// (PARTITION BY order_id)`.)
 pub(crate) const ORDERS: &str = "\
-    SELECT platform, shop_id, order_id, MIN(date) AS date, \
-           first_value(unit_id ORDER BY line_id) AS unit_id, \
-           COUNT(*) OVER (PARTITION BY order_id) = 1 AS unique_id \
-    FROM b_lines GROUP BY platform, shop_id, order_id";
+    WITH o AS ( \
+        SELECT platform, shop_id, order_id, MIN(date) AS date, \
+               first_value(unit_id ORDER BY line_id) AS unit_id, COUNT(*) AS lines \
+        FROM b_lines GROUP BY platform, shop_id, order_id) \
+    SELECT o.platform, o.shop_id, o.order_id, o.date, o.unit_id, o.lines, n.shops = 1 AS unique_id \
+    FROM o JOIN (SELECT order_id, COUNT(*) AS shops FROM o GROUP BY order_id) n \
+      ON (n.order_id IS NOT DISTINCT FROM o.order_id)";
 
 /// Sales: gross sales, seller discounts and shipping income of every paid line.
 pub(crate) const SALES: &str = "\
@@ -121,23 +130,34 @@ pub(crate) fn fees(model: &Model) -> String {
     )
 }
 
+/// `b_fee_lines`: every fee with the line it names, if that line is in the data (`hit_line`).
+/// [`FEES`] reads it three times (on the line, by order, on the shop), so it is built once.
+pub(crate) const FEE_LINES: &str = "\
+    SELECT f.*, l.line_id AS hit_line, l.date AS l_date, l.sku AS l_sku, l.unit_id AS l_unit \
+    FROM b_fees f LEFT JOIN b_lines l \
+      ON l.platform = f.platform AND l.shop_id = f.shop_id AND l.line_id = f.line_id";
+
 /// Fees: on their line; spread over their order's lines by net sales; or on the shop.
 pub(crate) const FEES: &str = "\
-    WITH f AS ( \
-        SELECT f.*, l.line_id AS hit_line, l.date AS l_date, l.sku AS l_sku, l.unit_id AS l_unit \
-        FROM b_fees f LEFT JOIN b_lines l \
-          ON l.platform = f.platform AND l.shop_id = f.shop_id AND l.line_id = f.line_id), \
+    WITH f AS (SELECT * FROM b_fee_lines), \
     by_order AS ( \
-        SELECT f.platform, f.shop_id, f.order_id, f.account, f.fee_name, SUM(f.amount) AS amount \
+        SELECT f.platform, f.shop_id, f.order_id, f.account, f.fee_name, o.lines, SUM(f.amount) AS amount \
         FROM f JOIN b_orders o ON o.platform = f.platform AND o.shop_id = f.shop_id AND o.order_id = f.order_id \
-        WHERE f.hit_line IS NULL GROUP BY 1, 2, 3, 4, 5), \
+        WHERE f.hit_line IS NULL GROUP BY 1, 2, 3, 4, 5, 6), \
     spread AS ( \
         SELECT l.date, l.platform, l.shop_id, l.sku, l.unit_id, b.account, b.fee_name, l.line_id, b.amount, \
                allocate_exact(b.amount, l.net_sales) OVER w AS share, \
                row_number() OVER w AS n \
         FROM by_order b JOIN b_lines l \
           ON l.platform = b.platform AND l.shop_id = b.shop_id AND l.order_id = b.order_id \
-        WINDOW w AS (PARTITION BY b.platform, b.shop_id, b.order_id, b.account, b.fee_name ORDER BY l.line_id)) \
+        WHERE b.lines > 1 \
+        WINDOW w AS (PARTITION BY b.platform, b.shop_id, b.order_id, b.account, b.fee_name ORDER BY l.line_id) \
+        UNION ALL \
+        SELECT l.date, l.platform, l.shop_id, l.sku, l.unit_id, b.account, b.fee_name, l.line_id, b.amount, \
+               b.amount AS share, 1 AS n \
+        FROM by_order b JOIN b_lines l \
+          ON l.platform = b.platform AND l.shop_id = b.shop_id AND l.order_id = b.order_id \
+        WHERE b.lines = 1) \
     SELECT l_date AS date, platform, shop_id, l_sku AS sku, CAST(NULL AS VARCHAR) AS campaign, \
            l_unit AS unit_id, account, CAST(amount AS DECIMAL(38,2)) AS amount, \
            CAST(NULL AS BIGINT) AS qty, concat('fees:', fee_name) AS source \
@@ -218,16 +238,23 @@ pub(crate) fn waybills(model: &Model) -> String {
     format!(
         "WITH w AS ( \
              SELECT w.order_id, w.direction, CAST(w.shipped_at AS DATE) AS shipped, SUM(w.cost) AS cost, \
-                    o.platform, o.shop_id \
+                    o.platform, o.shop_id, o.lines \
              FROM waybills w LEFT JOIN b_orders o ON o.order_id = w.order_id AND o.unique_id \
-             GROUP BY 1, 2, 3, 5, 6), \
+             GROUP BY 1, 2, 3, 5, 6, 7), \
          spread AS ( \
              SELECT CASE WHEN w.direction = 'outbound' THEN l.date ELSE w.shipped END AS date, \
                     l.platform, l.shop_id, l.sku, l.unit_id, w.cost, \
                     allocate_exact(w.cost, l.net_sales) OVER x AS share, row_number() OVER x AS n \
              FROM w JOIN b_lines l \
                ON l.platform = w.platform AND l.shop_id = w.shop_id AND l.order_id = w.order_id \
-             WINDOW x AS (PARTITION BY w.order_id, w.direction, w.shipped ORDER BY l.line_id)) \
+             WHERE w.lines > 1 \
+             WINDOW x AS (PARTITION BY w.order_id, w.direction, w.shipped ORDER BY l.line_id) \
+             UNION ALL \
+             SELECT CASE WHEN w.direction = 'outbound' THEN l.date ELSE w.shipped END, \
+                    l.platform, l.shop_id, l.sku, l.unit_id, w.cost, w.cost AS share, 1 AS n \
+             FROM w JOIN b_lines l \
+               ON l.platform = w.platform AND l.shop_id = w.shop_id AND l.order_id = w.order_id \
+             WHERE w.lines = 1) \
          SELECT date, platform, shop_id, sku, CAST(NULL AS VARCHAR) AS campaign, unit_id, \
                 'shipping_cost' AS account, \
                 CAST(-COALESCE(share, CASE WHEN n = 1 THEN cost ELSE 0 END) AS DECIMAL(38,2)) AS amount, \
