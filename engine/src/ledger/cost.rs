@@ -29,9 +29,10 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, RecordBatch,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type};
 
 use super::allocation::div_half_even;
+use super::append_columns;
 use crate::error::{EngineError, Result};
 
 /// What a movement is.
@@ -302,25 +303,24 @@ pub(crate) fn cost_batch(method: CostingMethod, batch: &RecordBatch) -> Result<R
         shortfalls.push(c.shortfall);
         uncosted.push(c.uncosted);
     }
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("value", DataType::Decimal128(38, 2), false));
-    fields.push(Field::new("shortfall", DataType::Int64, false));
-    fields.push(Field::new("uncosted", DataType::Boolean, false));
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(
-        Decimal128Array::from(values).with_precision_and_scale(38, 2)?,
-    ));
-    columns.push(Arc::new(Int64Array::from(shortfalls)));
-    columns.push(Arc::new(BooleanArray::from(uncosted)));
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
+    append_columns(
+        batch,
+        vec![
+            (
+                Field::new("value", DataType::Decimal128(38, 2), false),
+                Arc::new(Decimal128Array::from(values).with_precision_and_scale(38, 2)?)
+                    as ArrayRef,
+            ),
+            (
+                Field::new("shortfall", DataType::Int64, false),
+                Arc::new(Int64Array::from(shortfalls)),
+            ),
+            (
+                Field::new("uncosted", DataType::Boolean, false),
+                Arc::new(BooleanArray::from(uncosted)),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]

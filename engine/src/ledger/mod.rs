@@ -36,6 +36,7 @@ mod assign;
 pub mod checks;
 mod cost;
 mod sources;
+mod spread;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,6 +141,20 @@ impl Ledger {
         register(&ctx, "b_costed", cost::cost_batch(model.costing, &moves)?)?;
         lap(&mut step, "costing");
 
+        // Spreads over many small groups (an order's lines, a shop's SKUs of the day): the
+        // rows sorted by DataFusion, the shares computed in one pass (spread.rs).
+        cache(&ctx, "b_waybills", sources::WAYBILLS_BY_ORDER).await?;
+        cache(&ctx, "b_ad_plans", sources::AD_PLANS).await?;
+        for spread in [
+            sources::FEE_SPREAD,
+            sources::AD_SPREAD,
+            sources::WAYBILL_SPREAD,
+        ] {
+            let started = Instant::now();
+            spread.register(&ctx).await?;
+            lap(&mut { started }, spread.name);
+        }
+
         let costed = sources::costed(model.costing);
         let parts: Vec<String> = [
             sources::SALES,
@@ -163,6 +178,17 @@ impl Ledger {
             ),
         )
         .await?;
+        // What only the parts read is let go before the ledger is sorted (the build's peak).
+        for name in [
+            "b_fee_lines",
+            "b_waybills",
+            "b_ad_plans",
+            sources::FEE_SPREAD.name,
+            sources::AD_SPREAD.name,
+            sources::WAYBILL_SPREAD.name,
+        ] {
+            ctx.deregister_table(name)?;
+        }
 
         // Month-level rules over the drivers.
         let mut step = Instant::now();
@@ -497,6 +523,25 @@ async fn unit_totals(ctx: &SessionContext) -> Result<BTreeMap<(String, String), 
         }
     }
     Ok(out)
+}
+
+/// `batch` with `columns` appended after its own.
+pub(crate) fn append_columns(
+    batch: &RecordBatch,
+    columns: Vec<(Field, ArrayRef)>,
+) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut arrays = batch.columns().to_vec();
+    for (field, array) in columns {
+        fields.push(field);
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 /// Column `i` as Utf8 (SQL strings may arrive as Utf8View).

@@ -10,6 +10,7 @@ use amoeba_catalog::mapping::sql_string;
 use amoeba_catalog::model::{CostingMethod, Model};
 
 use super::assign::{RowKeys, unit_expr};
+use super::spread::Spread;
 
 /// The ledger's columns, in order (before `month`).
 pub(crate) const LEDGER_COLUMNS: &str =
@@ -66,20 +67,16 @@ pub(crate) fn lines(model: &Model) -> String {
     )
 }
 
-/// `b_orders`: one row per paid order, with the unit of its first line and its number of
-/// lines; `unique_id` when the order id names one order only across platforms (waybills carry
-/// the bare order id).
-///
-/// The spreads over an order's lines (fees, freight) read `lines`: an order of one line takes
-/// the whole amount without the window, which costs microseconds per partition and most orders
-/// are a partition of one. (For the same reason `unique_id` is a join, not a `COUNT(*) OVER
-/// (PARTITION BY order_id)`.)
+/// `b_orders`: one row per paid order, with the unit of its first line; `unique_id` when the
+/// order id names one order only across platforms (waybills carry the bare order id). (A join,
+/// not `COUNT(*) OVER (PARTITION BY order_id)`: a window costs microseconds per partition, and
+/// here nearly every order id is a partition of one.)
 pub(crate) const ORDERS: &str = "\
     WITH o AS ( \
         SELECT platform, shop_id, order_id, MIN(date) AS date, \
-               first_value(unit_id ORDER BY line_id) AS unit_id, COUNT(*) AS lines \
+               first_value(unit_id ORDER BY line_id) AS unit_id \
         FROM b_lines GROUP BY platform, shop_id, order_id) \
-    SELECT o.platform, o.shop_id, o.order_id, o.date, o.unit_id, o.lines, n.shops = 1 AS unique_id \
+    SELECT o.platform, o.shop_id, o.order_id, o.date, o.unit_id, n.shops = 1 AS unique_id \
     FROM o JOIN (SELECT order_id, COUNT(*) AS shops FROM o GROUP BY order_id) n \
       ON (n.order_id IS NOT DISTINCT FROM o.order_id)";
 
@@ -137,40 +134,42 @@ pub(crate) const FEE_LINES: &str = "\
     FROM b_fees f LEFT JOIN b_lines l \
       ON l.platform = f.platform AND l.shop_id = f.shop_id AND l.line_id = f.line_id";
 
-/// Fees: on their line; spread over their order's lines by net sales; or on the shop.
+/// `b_fee_spread`: the fees stated on an order, not on one of its lines, with the order's
+/// lines to spread them over by net sales (in line order).
+pub(crate) const FEE_SPREAD: Spread<'static> = Spread {
+    name: "b_fee_spread",
+    sql: "\
+        WITH by_order AS ( \
+            SELECT f.platform, f.shop_id, f.order_id, f.account, f.fee_name, SUM(f.amount) AS amount \
+            FROM b_fee_lines f JOIN b_orders o \
+              ON o.platform = f.platform AND o.shop_id = f.shop_id AND o.order_id = f.order_id \
+            WHERE f.hit_line IS NULL GROUP BY 1, 2, 3, 4, 5) \
+        SELECT l.date, b.platform, b.shop_id, b.order_id, b.account, b.fee_name, l.line_id, \
+               l.sku, l.unit_id, b.amount, l.net_sales \
+        FROM by_order b JOIN b_lines l \
+          ON l.platform = b.platform AND l.shop_id = b.shop_id AND l.order_id = b.order_id \
+        ORDER BY b.platform, b.shop_id, b.order_id, b.account, b.fee_name, l.line_id",
+    groups: &["platform", "shop_id", "order_id", "account", "fee_name"],
+    amount: "amount",
+    driver: "net_sales",
+};
+
+/// Fees: on their line; spread over their order's lines by net sales ([`FEE_SPREAD`]); or on
+/// the shop.
 pub(crate) const FEES: &str = "\
-    WITH f AS (SELECT * FROM b_fee_lines), \
-    by_order AS ( \
-        SELECT f.platform, f.shop_id, f.order_id, f.account, f.fee_name, o.lines, SUM(f.amount) AS amount \
-        FROM f JOIN b_orders o ON o.platform = f.platform AND o.shop_id = f.shop_id AND o.order_id = f.order_id \
-        WHERE f.hit_line IS NULL GROUP BY 1, 2, 3, 4, 5, 6), \
-    spread AS ( \
-        SELECT l.date, l.platform, l.shop_id, l.sku, l.unit_id, b.account, b.fee_name, l.line_id, b.amount, \
-               allocate_exact(b.amount, l.net_sales) OVER w AS share, \
-               row_number() OVER w AS n \
-        FROM by_order b JOIN b_lines l \
-          ON l.platform = b.platform AND l.shop_id = b.shop_id AND l.order_id = b.order_id \
-        WHERE b.lines > 1 \
-        WINDOW w AS (PARTITION BY b.platform, b.shop_id, b.order_id, b.account, b.fee_name ORDER BY l.line_id) \
-        UNION ALL \
-        SELECT l.date, l.platform, l.shop_id, l.sku, l.unit_id, b.account, b.fee_name, l.line_id, b.amount, \
-               b.amount AS share, 1 AS n \
-        FROM by_order b JOIN b_lines l \
-          ON l.platform = b.platform AND l.shop_id = b.shop_id AND l.order_id = b.order_id \
-        WHERE b.lines = 1) \
     SELECT l_date AS date, platform, shop_id, l_sku AS sku, CAST(NULL AS VARCHAR) AS campaign, \
            l_unit AS unit_id, account, CAST(amount AS DECIMAL(38,2)) AS amount, \
            CAST(NULL AS BIGINT) AS qty, concat('fees:', fee_name) AS source \
-    FROM f WHERE hit_line IS NOT NULL \
+    FROM b_fee_lines WHERE hit_line IS NOT NULL \
     UNION ALL \
-    SELECT date, platform, shop_id, sku, NULL, unit_id, account, \
-           CAST(COALESCE(share, CASE WHEN n = 1 THEN amount ELSE 0 END) AS DECIMAL(38,2)), \
+    SELECT date, platform, shop_id, sku, NULL, unit_id, account, CAST(share AS DECIMAL(38,2)), \
            NULL, concat('fees:', fee_name) \
-    FROM spread \
+    FROM b_fee_spread \
     UNION ALL \
     SELECT f.posted, f.platform, f.shop_id, NULL, NULL, s.unit_id, f.account, \
            CAST(f.amount AS DECIMAL(38,2)), NULL, concat('fees:', f.fee_name) \
-    FROM f LEFT JOIN b_orders o ON o.platform = f.platform AND o.shop_id = f.shop_id AND o.order_id = f.order_id \
+    FROM b_fee_lines f \
+    LEFT JOIN b_orders o ON o.platform = f.platform AND o.shop_id = f.shop_id AND o.order_id = f.order_id \
     LEFT JOIN b_shops s ON s.platform = f.platform AND s.shop_id = f.shop_id \
     WHERE f.hit_line IS NULL AND o.order_id IS NULL";
 
@@ -190,19 +189,7 @@ pub(crate) fn ads(model: &Model) -> String {
         },
     );
     format!(
-        "WITH plan AS ( \
-             SELECT platform, shop_id, date, campaign, SUM(spend) AS spend \
-             FROM ad_spend WHERE sku IS NULL GROUP BY 1, 2, 3, 4), \
-         sold AS ( \
-             SELECT platform, shop_id, date, sku, unit_id, SUM(net_sales) AS net_sales \
-             FROM b_lines GROUP BY 1, 2, 3, 4, 5), \
-         spread AS ( \
-             SELECT p.date, p.platform, p.shop_id, d.sku, p.campaign, d.unit_id, p.spend, \
-                    allocate_exact(p.spend, d.net_sales) OVER w AS share, row_number() OVER w AS n \
-             FROM plan p JOIN sold d \
-               ON d.platform = p.platform AND d.shop_id = p.shop_id AND d.date = p.date \
-             WINDOW w AS (PARTITION BY p.platform, p.shop_id, p.date, p.campaign ORDER BY d.sku)) \
-         SELECT a.date, a.platform, a.shop_id, a.sku, a.campaign, {unit} AS unit_id, \
+        "SELECT a.date, a.platform, a.shop_id, a.sku, a.campaign, {unit} AS unit_id, \
                 'advertising' AS account, CAST(-a.spend AS DECIMAL(38,2)) AS amount, \
                 CAST(NULL AS BIGINT) AS qty, 'ad_spend' AS source \
          FROM ad_spend a \
@@ -211,19 +198,40 @@ pub(crate) fn ads(model: &Model) -> String {
          WHERE a.sku IS NOT NULL \
          UNION ALL \
          SELECT date, platform, shop_id, sku, campaign, unit_id, 'advertising', \
-                CAST(-COALESCE(share, CASE WHEN n = 1 THEN spend ELSE 0 END) AS DECIMAL(38,2)), \
-                NULL, 'ad_spend' \
-         FROM spread \
+                CAST(-share AS DECIMAL(38,2)), NULL, 'ad_spend' \
+         FROM b_ad_spread \
          UNION ALL \
          SELECT p.date, p.platform, p.shop_id, NULL, p.campaign, s.unit_id, 'advertising', \
                 CAST(-p.spend AS DECIMAL(38,2)), NULL, 'ad_spend' \
-         FROM plan p \
+         FROM b_ad_plans p \
          LEFT JOIN (SELECT DISTINCT platform, shop_id, date FROM b_lines) d \
            ON d.platform = p.platform AND d.shop_id = p.shop_id AND d.date = p.date \
          LEFT JOIN b_shops s ON s.platform = p.platform AND s.shop_id = p.shop_id \
          WHERE d.date IS NULL"
     )
 }
+
+/// `b_ad_plans`: ad spend without a SKU (a plan's or the shop's), by shop, day and campaign.
+pub(crate) const AD_PLANS: &str = "\
+    SELECT platform, shop_id, date, campaign, SUM(spend) AS spend \
+    FROM ad_spend WHERE sku IS NULL GROUP BY 1, 2, 3, 4";
+
+/// `b_ad_spread`: each plan's spend with the shop's SKUs sold that day, to spread it over them
+/// by net sales (in SKU order).
+pub(crate) const AD_SPREAD: Spread<'static> = Spread {
+    name: "b_ad_spread",
+    sql: "\
+        WITH sold AS ( \
+            SELECT platform, shop_id, date, sku, unit_id, SUM(net_sales) AS net_sales \
+            FROM b_lines GROUP BY 1, 2, 3, 4, 5) \
+        SELECT p.date, p.platform, p.shop_id, p.campaign, d.sku, d.unit_id, p.spend, d.net_sales \
+        FROM b_ad_plans p JOIN sold d \
+          ON d.platform = p.platform AND d.shop_id = p.shop_id AND d.date = p.date \
+        ORDER BY p.platform, p.shop_id, p.date, p.campaign, d.sku, d.unit_id",
+    groups: &["platform", "shop_id", "date", "campaign"],
+    amount: "spend",
+    driver: "net_sales",
+};
 
 /// Freight: a waybill of a known order is spread over the order's lines by net sales (outbound
 /// at the payment date, returns at their shipping date); any other waybill is the fallback
@@ -236,36 +244,41 @@ pub(crate) fn waybills(model: &Model) -> String {
             .map_or(model.root(), String::as_str),
     );
     format!(
-        "WITH w AS ( \
-             SELECT w.order_id, w.direction, CAST(w.shipped_at AS DATE) AS shipped, SUM(w.cost) AS cost, \
-                    o.platform, o.shop_id, o.lines \
-             FROM waybills w LEFT JOIN b_orders o ON o.order_id = w.order_id AND o.unique_id \
-             GROUP BY 1, 2, 3, 5, 6, 7), \
-         spread AS ( \
-             SELECT CASE WHEN w.direction = 'outbound' THEN l.date ELSE w.shipped END AS date, \
-                    l.platform, l.shop_id, l.sku, l.unit_id, w.cost, \
-                    allocate_exact(w.cost, l.net_sales) OVER x AS share, row_number() OVER x AS n \
-             FROM w JOIN b_lines l \
-               ON l.platform = w.platform AND l.shop_id = w.shop_id AND l.order_id = w.order_id \
-             WHERE w.lines > 1 \
-             WINDOW x AS (PARTITION BY w.order_id, w.direction, w.shipped ORDER BY l.line_id) \
-             UNION ALL \
-             SELECT CASE WHEN w.direction = 'outbound' THEN l.date ELSE w.shipped END, \
-                    l.platform, l.shop_id, l.sku, l.unit_id, w.cost, w.cost AS share, 1 AS n \
-             FROM w JOIN b_lines l \
-               ON l.platform = w.platform AND l.shop_id = w.shop_id AND l.order_id = w.order_id \
-             WHERE w.lines = 1) \
-         SELECT date, platform, shop_id, sku, CAST(NULL AS VARCHAR) AS campaign, unit_id, \
-                'shipping_cost' AS account, \
-                CAST(-COALESCE(share, CASE WHEN n = 1 THEN cost ELSE 0 END) AS DECIMAL(38,2)) AS amount, \
+        "SELECT date, platform, shop_id, sku, CAST(NULL AS VARCHAR) AS campaign, unit_id, \
+                'shipping_cost' AS account, CAST(-share AS DECIMAL(38,2)) AS amount, \
                 CAST(NULL AS BIGINT) AS qty, 'waybills' AS source \
-         FROM spread \
+         FROM b_waybill_spread \
          UNION ALL \
          SELECT shipped, NULL, NULL, NULL, NULL, {otherwise}, 'shipping_cost', \
                 CAST(-cost AS DECIMAL(38,2)), NULL, 'waybills' \
-         FROM w WHERE platform IS NULL"
+         FROM b_waybills WHERE platform IS NULL"
     )
 }
+
+/// `b_waybills`: freight by order, direction and shipping day, with the order's shop when the
+/// order id is known and names one order only.
+pub(crate) const WAYBILLS_BY_ORDER: &str = "\
+    SELECT w.order_id, w.direction, CAST(w.shipped_at AS DATE) AS shipped, SUM(w.cost) AS cost, \
+           o.platform, o.shop_id \
+    FROM waybills w LEFT JOIN b_orders o ON o.order_id = w.order_id AND o.unique_id \
+    GROUP BY 1, 2, 3, 5, 6";
+
+/// `b_waybill_spread`: the freight of known orders with the order's lines, to spread it over
+/// them by net sales (in line order); outbound freight is dated with the line (the payment
+/// date), returns at their shipping date.
+pub(crate) const WAYBILL_SPREAD: Spread<'static> = Spread {
+    name: "b_waybill_spread",
+    sql: "\
+        SELECT CASE WHEN w.direction = 'outbound' THEN l.date ELSE w.shipped END AS date, \
+               w.order_id, w.direction, w.shipped, l.line_id, l.platform, l.shop_id, l.sku, \
+               l.unit_id, w.cost, l.net_sales \
+        FROM b_waybills w JOIN b_lines l \
+          ON l.platform = w.platform AND l.shop_id = w.shop_id AND l.order_id = w.order_id \
+        ORDER BY w.order_id, w.direction, w.shipped, l.line_id",
+    groups: &["order_id", "direction", "shipped"],
+    amount: "cost",
+    driver: "net_sales",
+};
 
 /// `b_moves`: every stock movement, ordered for costing: receipts (landed: qty × unit cost +
 /// freight), issues of the issued lines at their payment time, restocked returns at their
