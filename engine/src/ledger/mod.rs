@@ -24,7 +24,9 @@
 //!
 //! Every spread uses exact allocation (`allocate_exact`, the udfs kernel): shares in cents that
 //! sum to the amount; a driver total of zero puts the whole amount on the first line (order
-//! spreads) or leaves a pool on the root and reports it. Each row keeps its `source` (the
+//! spreads) or leaves a pool on the root and reports it. The spreads over many small groups
+//! (fees, ads, freight) run the kernel in one pass over rows DataFusion sorted (`spread.rs`),
+//! not as window functions. Each row keeps its `source` (the
 //! export or rule that produced it) for drill-through, e.g. `fees:天猫佣金`, `pool:hq`,
 //! `settlement:warehouse_per_order`, `step_down:U11`.
 //!

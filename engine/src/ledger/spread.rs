@@ -16,8 +16,9 @@
 //! with `COALESCE(share, CASE WHEN row_number() OVER … = 1 THEN amount ELSE 0 END)`, which is
 //! what the ledger used first. But a window evaluates each partition on its own (a slice of
 //! the batch, an evaluator, an output array, a final concat): microseconds per partition, and
-//! nearly every partition here is an order of one to three lines — 0.4 M fee rows took about
-//! 2 s in windows. The sort stays in DataFusion; the pass over sorted rows is linear.
+//! nearly every partition here is an order of one to three lines: at scale 1 the window over
+//! 0.4 M fee rows took 2.3 s of CPU (dev build). The sort stays in DataFusion; the pass over
+//! sorted rows is linear.
 
 use std::sync::Arc;
 
