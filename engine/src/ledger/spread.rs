@@ -122,8 +122,11 @@ impl Spread<'_> {
                     .map_err(|e| EngineError::ledger(e.to_string()))?,
                 None => None,
             };
-            // A driver total of zero (or no pool) leaves every share NULL, and a NULL driver
-            // its own: the whole amount then goes on the group's first row.
+            // As the window form did: a driver total of zero (or no amount) leaves every share
+            // NULL, and the whole amount goes on the group's first row, 0 on the others. A
+            // NULL driver's own share is NULL too and is filled the same way (first row: the
+            // amount, which would then be counted beside the others' shares; the spreads'
+            // driver, a line's net sales, is never NULL).
             let allocated = allocated.unwrap_or_else(|| vec![None; drivers.len()]);
             for (k, share) in allocated.into_iter().enumerate() {
                 shares.push(share.or(if k == 0 { pool } else { Some(0) }));
