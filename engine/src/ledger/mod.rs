@@ -208,11 +208,13 @@ impl Ledger {
         // together the Parquet page index lets a scan skip the pages of every other account.
         let ledger = ctx
             .sql(&format!(
-                "SELECT date, {text}, amount, qty, arrow_cast(source, 'Utf8') AS source, \
+                "SELECT date, {text}, CAST(amount AS DECIMAL({precision},2)) AS amount, qty, \
+                        arrow_cast(source, 'Utf8') AS source, \
                         arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM \
                  (SELECT {cols} FROM b_base UNION ALL SELECT {cols} FROM b_month) \
                  ORDER BY month, account, unit_id, date, platform, shop_id, sku, campaign, source",
                 cols = sources::LEDGER_COLUMNS,
+                precision = store::LEDGER_AMOUNT_PRECISION,
                 // One string type throughout (the parts mix Utf8 and Utf8View).
                 text = [
                     "platform", "shop_id", "sku", "campaign", "unit_id", "account"
@@ -574,13 +576,17 @@ fn month_rows_batch(rows: &[MonthRow]) -> Result<RecordBatch> {
         })?);
     }
     let nulls = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; rows.len()])) };
-    // The ledger's columns without the `month` partition (added by the final SELECT).
+    // The ledger's columns without the `month` partition (added by the final SELECT), with
+    // the amount at the working DECIMAL(38,2) that the final SELECT narrows, as b_base's.
     let schema = Arc::new(Schema::new(
         store::ledger_schema()
             .fields()
             .iter()
             .filter(|f| f.name() != "month")
-            .cloned()
+            .map(|f| match f.name().as_str() {
+                "amount" => Arc::new(Field::new("amount", DataType::Decimal128(38, 2), true)),
+                _ => Arc::clone(f),
+            })
             .collect::<Vec<_>>(),
     ));
     Ok(RecordBatch::try_new(
