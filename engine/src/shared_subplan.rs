@@ -24,6 +24,23 @@
 //! (or an empty or one-row source), no volatile function (`random()`), no dynamic filter. An
 //! in-memory table is never shared: two different tables of the same size print alike.
 //!
+//! A copy can also differ from the others by a filter on its group keys: in
+//!
+//! ```text
+//!  WITH a AS (SELECT unit_id, account, SUM(amount) … GROUP BY unit_id, account),
+//!       ns AS (SELECT unit_id, SUM(amount) FROM a WHERE account IN (…) GROUP BY unit_id)
+//!  SELECT … FROM a LEFT JOIN ns …
+//! ```
+//!
+//! DataFusion pushes `account IN (…)` through the aggregate into one copy's scan, and the two
+//! copies print differently. A filter on group keys only chooses groups, it does not change
+//! what a group sums, so such a copy is the other copy's result filtered: when a plan holds the
+//! same aggregate without the scan's predicate, the filtered copy becomes a `FilterExec` (the
+//! predicate, over the aggregate's group columns) above a reader of the shared one. This is
+//! done only for an aggregate over one file scan, through nothing but repartitions and a
+//! partial aggregate, and a predicate whose every column is a group key taken unchanged from
+//! the scan.
+//!
 //! `SET amoeba.share_subplans = false` turns the rule off, for comparison.
 //!
 //! The rule runs before DataFusion's last filter pushdown, which gives a join's dynamic filter
@@ -47,13 +64,19 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::Volatility;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
@@ -88,6 +111,129 @@ impl ShareRepeatedAggregates {
             return Ok(None);
         }
         Ok(Some(displayable(node.as_ref()).indent(true).to_string()))
+    }
+
+    /// For a shareable aggregate whose only scan filters on its group keys: the key of the
+    /// same aggregate without that filter, and the filter over the aggregate's output.
+    fn filtered_copy(
+        node: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Option<(String, Arc<dyn PhysicalExpr>)>> {
+        let Some(key) = Self::key(node)? else {
+            return Ok(None);
+        };
+        let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+            return Ok(None);
+        };
+        let group_by = aggregate.group_expr();
+        if !group_by.is_single() || group_by.is_empty() {
+            return Ok(None);
+        }
+        // Down to the scan through repartitions and (at most) the partial aggregate.
+        let mut innermost = aggregate;
+        let mut below = aggregate.input();
+        let scan = loop {
+            if let Some(scan) = below.downcast_ref::<DataSourceExec>() {
+                break scan;
+            }
+            if let Some(partial) = below.downcast_ref::<AggregateExec>() {
+                if !matches!(partial.mode(), AggregateMode::Partial)
+                    || !std::ptr::eq(innermost, aggregate)
+                {
+                    return Ok(None);
+                }
+                innermost = partial;
+                below = partial.input();
+                continue;
+            }
+            let passes_rows = below.downcast_ref::<RepartitionExec>().is_some()
+                || below.downcast_ref::<CoalescePartitionsExec>().is_some();
+            match below.children().as_slice() {
+                [child] if passes_rows => below = child,
+                _ => return Ok(None),
+            }
+        };
+        let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(None);
+        };
+        let source = files.file_source();
+        let Some(predicate) = source.filter() else {
+            return Ok(None);
+        };
+        // The group key of each scan column the predicate reads (the predicate is over the
+        // table's schema, the group columns come first in the aggregate's output, in order).
+        let scanned_as_is = |name: &str| match source.projection() {
+            None => true,
+            Some(projection) => projection.as_ref().iter().any(|p| {
+                p.alias == name
+                    && p.expr
+                        .downcast_ref::<Column>()
+                        .is_some_and(|c| c.name() == name)
+            }),
+        };
+        let group_column = |name: &str| -> Option<usize> {
+            let i = group_by
+                .expr()
+                .iter()
+                .position(|(_, alias)| alias == name)?;
+            let (inner, inner_alias) = innermost.group_expr().expr().get(i)?;
+            let plain = inner
+                .downcast_ref::<Column>()
+                .is_some_and(|c| c.name() == name);
+            (plain && inner_alias == name && scanned_as_is(name)).then_some(i)
+        };
+        let mut all_group_keys = true;
+        let over_output = Arc::clone(&predicate)
+            .transform(|e| match e.downcast_ref::<Column>() {
+                Some(c) => match group_column(c.name()) {
+                    Some(i) => Ok(Transformed::yes(
+                        Arc::new(Column::new(c.name(), i)) as Arc<dyn PhysicalExpr>
+                    )),
+                    None => {
+                        all_group_keys = false;
+                        Ok(Transformed::no(e))
+                    }
+                },
+                None => Ok(Transformed::no(e)),
+            })?
+            .data;
+        if !all_group_keys {
+            return Ok(None);
+        }
+        // The same text without the predicate (which the scan prints last on its line).
+        let needle = format!(", predicate={predicate}");
+        let Some(at) = key.find(&needle) else {
+            return Ok(None);
+        };
+        if key[at + needle.len()..].contains(&needle) {
+            return Ok(None);
+        }
+        let end = key[at..].find('\n').map_or(key.len(), |n| at + n);
+        let unfiltered = format!("{}{}", &key[..at], &key[end..]);
+        Ok(Some((Self::shape(&unfiltered), over_output)))
+    }
+
+    /// A key without what only says how rows are spread between partitions: the round-robin
+    /// repartitions and the input partition counts, which DataFusion chooses from a scan's
+    /// estimated size (a filtered copy may get a round-robin step the other lacks), and the
+    /// indentation. Used only to match chains (no node with two children), whose lines alone
+    /// give the tree; the output partitioning is compared separately.
+    fn shape(key: &str) -> String {
+        const INPUT_PARTITIONS: &str = ", input_partitions=";
+        let mut shape = String::with_capacity(key.len());
+        for line in key.lines().map(str::trim) {
+            if line.starts_with("RepartitionExec: partitioning=RoundRobinBatch(") {
+                continue;
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find(INPUT_PARTITIONS) {
+                shape.push_str(&rest[..at]);
+                rest = rest[at + INPUT_PARTITIONS.len()..]
+                    .trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            shape.push_str(rest);
+            shape.push('\n');
+        }
+        shape
     }
 
     /// Whether the subtree gives the same rows each time it runs, and its text says what it
@@ -132,36 +278,85 @@ impl PhysicalOptimizerRule for ShareRepeatedAggregates {
         if !AmoebaOptions::of(config).share_subplans {
             return Ok(plan);
         }
-        let mut occurrences: HashMap<String, usize> = HashMap::new();
+        // Each shareable aggregate by its text (the first occurrence kept), and the filtered
+        // copies by the text of the aggregate they filter.
+        let mut occurrences: HashMap<String, (usize, Arc<dyn ExecutionPlan>)> = HashMap::new();
+        let mut by_shape: HashMap<String, String> = HashMap::new();
+        let mut copies: Vec<(String, Arc<dyn ExecutionPlan>)> = Vec::new();
         plan.apply(|node| {
             if let Some(key) = Self::key(node)? {
-                *occurrences.entry(key).or_default() += 1;
+                by_shape
+                    .entry(Self::shape(&key))
+                    .or_insert_with(|| key.clone());
+                occurrences.entry(key).or_insert((0, Arc::clone(node))).0 += 1;
+            }
+            if let Some((shape, _)) = Self::filtered_copy(node)? {
+                copies.push((shape, Arc::clone(node)));
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
-        if occurrences.values().all(|n| *n < 2) {
+        // A filtered copy reads the first aggregate of its shape without the filter, when that
+        // gives the rows in the same columns, partitions and order (a copy filtered on
+        // `account = 'x'` may be known sorted by account, and its reader rely on it).
+        let unfiltered_of = |shape: &str, copy: &Arc<dyn ExecutionPlan>| -> Option<String> {
+            let key = by_shape.get(shape)?;
+            let (_, first) = occurrences.get(key)?;
+            let same = first.schema() == copy.schema()
+                && first.properties().partitioning == copy.properties().partitioning
+                && first.properties().output_ordering() == copy.properties().output_ordering();
+            same.then(|| key.clone())
+        };
+        let mut filtered_copies: HashMap<String, usize> = HashMap::new();
+        for (shape, copy) in &copies {
+            if let Some(key) = unfiltered_of(shape, copy) {
+                *filtered_copies.entry(key).or_default() += 1;
+            }
+        }
+        let readers = |key: &str| match occurrences.get(key) {
+            Some((n, _)) => n + filtered_copies.get(key).copied().unwrap_or(0),
+            None => 0,
+        };
+        if occurrences.keys().all(|key| readers(key) < 2) {
             return Ok(plan);
         }
         // The outermost repeated aggregates are shared; what is inside them runs once anyway.
         let mut shared: HashMap<String, (Arc<dyn ExecutionPlan>, Arc<SharedResults>)> =
             HashMap::new();
+        let mut reader = |key: String| -> Option<SharedExec> {
+            let (_, first) = occurrences.get(&key)?;
+            let (input, results) = shared
+                .entry(key)
+                .or_insert_with(|| (Arc::clone(first), Arc::new(SharedResults::default())));
+            Some(SharedExec::new(Arc::clone(input), Arc::clone(results)))
+        };
         let plan = plan
             .transform_down(|node| {
+                if let Some((shape, predicate)) = Self::filtered_copy(&node)?
+                    && let Some(unfiltered) = unfiltered_of(&shape, &node)
+                    && readers(&unfiltered) >= 2
+                    && let Some(exec) = reader(unfiltered)
+                {
+                    let filter = FilterExec::try_new(predicate, Arc::new(exec))?;
+                    return Ok(Transformed::new(
+                        Arc::new(filter),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    ));
+                }
                 let Some(key) = Self::key(&node)? else {
                     return Ok(Transformed::no(node));
                 };
-                if occurrences.get(&key).copied().unwrap_or(0) < 2 {
+                if readers(&key) < 2 {
                     return Ok(Transformed::no(node));
                 }
-                let (input, results) = shared
-                    .entry(key)
-                    .or_insert_with(|| (Arc::clone(&node), Arc::new(SharedResults::default())));
-                let exec = SharedExec::new(Arc::clone(input), Arc::clone(results));
-                Ok(Transformed::new(
-                    Arc::new(exec),
-                    true,
-                    TreeNodeRecursion::Jump,
-                ))
+                match reader(key) {
+                    Some(exec) => Ok(Transformed::new(
+                        Arc::new(exec),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    )),
+                    None => Ok(Transformed::no(node)),
+                }
             })?
             .data;
         Ok(plan)

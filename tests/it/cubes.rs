@@ -420,8 +420,7 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
             2,
         ),
         // A LEFT JOIN to an aggregate of the CTE's positive amounts (a filter on a sum stays
-        // above the shared aggregate; one on a group key would be pushed into one copy's scan
-        // and make it a different plan, computed on its own).
+        // above the shared aggregate).
         (
             format!(
                 "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
@@ -432,6 +431,59 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
                  FROM a LEFT JOIN ns ON ns.unit_id = a.unit_id ORDER BY 1, 2"
             ),
             2,
+        ),
+        // A filter on a group key (benches/queries/19): pushed into one copy's scan, that copy
+        // becomes a filter over the shared aggregate.
+        (
+            format!(
+                "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' GROUP BY unit_id, account), \
+                      ns AS (SELECT unit_id, SUM(amount) AS net_sales FROM a \
+                             WHERE account IN ('gross_sales', 'refund') GROUP BY unit_id) \
+                 SELECT a.unit_id, a.account, CAST(a.amount AS VARCHAR), CAST(ns.net_sales AS VARCHAR) \
+                 FROM a LEFT JOIN ns ON ns.unit_id = a.unit_id ORDER BY 1, 2"
+            ),
+            2,
+        ),
+        // The same with the filter on both keys, one of them through an expression, and a
+        // third copy filtered differently: one shared aggregate, three readers. (An equality
+        // on a key, `account = 'x'`, may make a copy known sorted by it: that copy is
+        // computed on its own, see the next case.)
+        (
+            format!(
+                "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' GROUP BY unit_id, account) \
+                 SELECT 'all', unit_id, CAST(SUM(amount) AS VARCHAR) FROM a GROUP BY unit_id \
+                 UNION ALL SELECT 'sales', unit_id, CAST(SUM(amount) AS VARCHAR) FROM a \
+                   WHERE account IN ('gross_sales', 'refund') AND upper(unit_id) <> 'X' GROUP BY unit_id \
+                 UNION ALL SELECT 'not sales', unit_id, CAST(SUM(amount) AS VARCHAR) FROM a \
+                   WHERE account <> 'gross_sales' GROUP BY unit_id \
+                 ORDER BY 1, 2"
+            ),
+            3,
+        ),
+        // A copy known sorted (by the key its filter fixes) is not the unsorted one filtered.
+        (
+            format!(
+                "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' GROUP BY unit_id, account) \
+                 SELECT a.unit_id, a.account, CAST(a.amount AS VARCHAR), CAST(s.amount AS VARCHAR) \
+                 FROM a LEFT JOIN (SELECT unit_id, amount FROM a WHERE account = 'gross_sales') s \
+                   ON s.unit_id = a.unit_id ORDER BY 1, 2"
+            ),
+            0,
+        ),
+        // A filter on a column that is not a group key is not the aggregate's: nothing shared.
+        (
+            format!(
+                "WITH a AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' GROUP BY unit_id, account), \
+                      b AS (SELECT unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                            WHERE month = '{month}' AND platform = 'tmall' GROUP BY unit_id, account) \
+                 SELECT a.unit_id, a.account, CAST(a.amount AS VARCHAR), CAST(b.amount AS VARCHAR) \
+                 FROM a LEFT JOIN b ON b.unit_id = a.unit_id AND b.account = a.account ORDER BY 1, 2"
+            ),
+            0,
         ),
         // Three readers, through UNION ALL.
         (
