@@ -113,8 +113,8 @@ impl ShareRepeatedAggregates {
         Ok(Some(displayable(node.as_ref()).indent(true).to_string()))
     }
 
-    /// For a shareable aggregate whose only scan filters on its group keys: the key of the
-    /// same aggregate without that filter, and the filter over the aggregate's output.
+    /// For a shareable aggregate whose only scan filters on its group keys: the [`Self::shape`]
+    /// of the same aggregate without that filter, and the filter over the aggregate's output.
     fn filtered_copy(
         node: &Arc<dyn ExecutionPlan>,
     ) -> Result<Option<(String, Arc<dyn PhysicalExpr>)>> {

@@ -45,10 +45,10 @@ const MANIFEST: &str = "_manifest.json";
 /// row groups, not one: a query of one month is scanned by every core (DataFusion splits a
 /// file between partitions at row-group boundaries), and with the rows sorted by account the
 /// row groups' statistics skip most of a month for a query of a few accounts.
+const LEDGER_ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// The precision of a ledger line's `amount` (see [`ledger_schema`]).
 pub(crate) const LEDGER_AMOUNT_PRECISION: u8 = 18;
-
-const LEDGER_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// The ledger's schema (with the `month` partition column last).
 ///
