@@ -9,6 +9,7 @@
 //! The ledger (`ledger`) and the cubes (`cube`) plug into the same session.
 
 pub mod cube;
+mod eager_aggregate;
 mod error;
 mod fingerprint;
 pub mod ledger;

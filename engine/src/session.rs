@@ -12,6 +12,7 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
+use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
 use crate::ledger::{Ledger, LedgerManifest, current_manifest};
 use crate::like_prefix::LikePrefix;
@@ -60,6 +61,8 @@ pub fn new_session() -> Result<SessionContext> {
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(rules)
+        // After DataFusion's rules: the ledger side's filters and projections are pushed down.
+        .with_optimizer_rule(Arc::new(EagerAggregate))
         .with_physical_optimizer_rules(physical_rules)
         .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
         .build();

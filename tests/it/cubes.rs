@@ -562,6 +562,105 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
     assert_eq!(crate::support::render(&first), rows(ctx, sql).await);
 }
 
+/// Aggregates over the ledger joined to master data sum the ledger before the join
+/// (`amoeba.eager_aggregation`): every combination of groups (from either side), sums, FILTERs,
+/// MIN/MAX and filters gives the same rows summed first and not; what a sum of sums would
+/// change (a count, an average, a float sum, a sum of the other side, an outer join) is never
+/// rewritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sums_over_the_ledger_joined_to_master_data_equal_the_join_summed() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let served = refresh(copy.path(), RefreshOptions::default()).await;
+    let ctx = &served.ctx;
+    let month = scalar(ctx, "SELECT MAX(month) FROM pnl_ledger").await;
+    let joins = [
+        "JOIN skus k ON k.sku = l.sku",
+        "JOIN amoeba_units u ON u.unit_id = l.unit_id",
+        "JOIN skus k ON l.sku = k.sku JOIN amoeba_units u ON u.unit_id = l.unit_id",
+    ];
+    let groups = [
+        vec!["k.category"],
+        vec!["k.brand", "l.platform"],
+        vec!["l.sku", "k.category"],
+        vec!["u.kind"],
+        vec!["u.kind", "l.month", "l.account"],
+    ];
+    let aggregates = [
+        "CAST(SUM(l.amount) AS VARCHAR)",
+        "CAST(SUM(l.qty) FILTER (WHERE l.account = 'gross_sales') AS VARCHAR)",
+        "CAST(SUM(l.amount) FILTER (WHERE l.account IN ('refund', 'cogs')) AS VARCHAR), \
+         CAST(MIN(l.date) AS VARCHAR), CAST(MAX(l.amount) AS VARCHAR)",
+    ];
+    let filters = [
+        String::new(),
+        format!("WHERE l.month = '{month}'"),
+        "WHERE l.platform IS NOT NULL AND l.account LIKE '%s%'".to_string(),
+    ];
+    let mut cases: Vec<(String, bool)> = Vec::new();
+    for (j, join) in joins.iter().enumerate() {
+        for group in &groups {
+            let needs_units = group.iter().any(|g| g.starts_with("u."));
+            let needs_skus = group.iter().any(|g| g.starts_with("k."));
+            if (needs_units && j == 0) || (needs_skus && j == 1) {
+                continue;
+            }
+            for (a, aggregate) in aggregates.iter().enumerate() {
+                let filter = &filters[(j + a) % filters.len()];
+                let g = group.join(", ");
+                cases.push((
+                    format!("SELECT {g}, {aggregate} FROM pnl_ledger l {join} {filter} GROUP BY {g} ORDER BY {g}"),
+                    // Two joins: the ledger side of the outer one is a join, not a scan.
+                    j < 2,
+                ));
+            }
+        }
+    }
+    // Never rewritten: a sum of sums would not be the same.
+    for (select, join) in [
+        ("COUNT(*)", "JOIN skus k ON k.sku = l.sku"),
+        (
+            "CAST(AVG(l.amount) AS VARCHAR)",
+            "JOIN skus k ON k.sku = l.sku",
+        ),
+        (
+            "SUM(CAST(l.amount AS DOUBLE)) > 0",
+            "JOIN skus k ON k.sku = l.sku",
+        ),
+        ("COUNT(DISTINCT l.sku)", "JOIN skus k ON k.sku = l.sku"),
+        (
+            "CAST(SUM(u.headcount) AS VARCHAR)",
+            "JOIN amoeba_units u ON u.unit_id = l.unit_id",
+        ),
+        (
+            "CAST(SUM(l.amount) AS VARCHAR)",
+            "LEFT JOIN skus k ON k.sku = l.sku",
+        ),
+    ] {
+        let g = if join.contains("units") {
+            "u.kind"
+        } else {
+            "k.category"
+        };
+        cases.push((
+            format!("SELECT {g}, {select} FROM pnl_ledger l {join} GROUP BY {g} ORDER BY {g}"),
+            false,
+        ));
+    }
+    for (sql, rewritten) in &cases {
+        rows(ctx, "SET amoeba.eager_aggregation = true").await;
+        let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        assert_eq!(plan.contains("__eager_"), *rewritten, "{sql}\n{plan}");
+        let eager = rows(ctx, sql).await;
+        rows(ctx, "SET amoeba.eager_aggregation = false").await;
+        let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+        assert!(!plan.contains("__eager_"), "off, yet rewritten: {plan}");
+        let joined = rows(ctx, sql).await;
+        assert!(!joined.is_empty(), "no rows: {sql}");
+        assert_eq!(eager, joined, "{sql}");
+    }
+    rows(ctx, "SET amoeba.eager_aggregation = true").await;
+}
+
 /// Aggregates over `pnl` group the ledger by the dimensions they use only (`amoeba.narrow_pnl`):
 /// random aggregates — joins to the units and the SKU master, filters on dimensions and on
 /// measures, sums and the aggregates that count rows — give the same rows narrowed and not,

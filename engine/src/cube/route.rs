@@ -59,6 +59,10 @@ extensions_options! {
         /// Compute a final aggregate that a plan repeats (a CTE read twice) once for all its
         /// readers (off: once per reference; the same results, slower).
         pub share_subplans: bool, default = true
+        /// Sum the ledger by the join keys before joining it to a dimension table, when an
+        /// aggregate over the join sums ledger columns only (off: every ledger row is joined,
+        /// then summed; the same results, slower).
+        pub eager_aggregation: bool, default = true
     }
 }
 
