@@ -75,6 +75,7 @@ use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -319,47 +320,26 @@ impl PhysicalOptimizerRule for ShareRepeatedAggregates {
         if occurrences.keys().all(|key| readers(key) < 2) {
             return Ok(plan);
         }
-        // The outermost repeated aggregates are shared; what is inside them runs once anyway.
-        let mut shared: HashMap<String, (Arc<dyn ExecutionPlan>, Arc<SharedResults>)> =
-            HashMap::new();
-        let mut reader = |key: String| -> Option<SharedExec> {
-            let (_, first) = occurrences.get(&key)?;
-            let (input, results) = shared
-                .entry(key)
-                .or_insert_with(|| (Arc::clone(first), Arc::new(SharedResults::default())));
-            Some(SharedExec::new(Arc::clone(input), Arc::clone(results)))
+        let shareable: HashMap<String, Arc<dyn ExecutionPlan>> = occurrences
+            .iter()
+            .filter(|(key, _)| readers(key) >= 2)
+            .map(|(key, (_, first))| (key.clone(), Arc::clone(first)))
+            .collect();
+        let filtered: HashMap<String, String> = copies
+            .iter()
+            .filter_map(|(shape, copy)| {
+                let unfiltered = unfiltered_of(shape, copy)?;
+                shareable
+                    .contains_key(&unfiltered)
+                    .then(|| (shape.clone(), unfiltered))
+            })
+            .collect();
+        let mut sharer = Sharer {
+            shareable,
+            filtered,
+            shared: HashMap::new(),
         };
-        let plan = plan
-            .transform_down(|node| {
-                if let Some((shape, predicate)) = Self::filtered_copy(&node)?
-                    && let Some(unfiltered) = unfiltered_of(&shape, &node)
-                    && readers(&unfiltered) >= 2
-                    && let Some(exec) = reader(unfiltered)
-                {
-                    let filter = FilterExec::try_new(predicate, Arc::new(exec))?;
-                    return Ok(Transformed::new(
-                        Arc::new(filter),
-                        true,
-                        TreeNodeRecursion::Jump,
-                    ));
-                }
-                let Some(key) = Self::key(&node)? else {
-                    return Ok(Transformed::no(node));
-                };
-                if readers(&key) < 2 {
-                    return Ok(Transformed::no(node));
-                }
-                match reader(key) {
-                    Some(exec) => Ok(Transformed::new(
-                        Arc::new(exec),
-                        true,
-                        TreeNodeRecursion::Jump,
-                    )),
-                    None => Ok(Transformed::no(node)),
-                }
-            })?
-            .data;
-        Ok(plan)
+        sharer.share(plan)
     }
 
     fn name(&self) -> &str {
@@ -368,6 +348,73 @@ impl PhysicalOptimizerRule for ShareRepeatedAggregates {
 
     fn schema_check(&self) -> bool {
         true
+    }
+}
+
+/// Replaces the shareable aggregates of a plan by readers, each shared subtree built once.
+///
+/// A repeated aggregate may hold another (`um` over `f`, both repeated): the subtree a reader
+/// runs is itself rewritten, so the inner aggregate inside it is a reader too, and every node
+/// of the final plan is executed by one parent only (a `RepartitionExec` executed twice for
+/// the same partition panics).
+struct Sharer {
+    /// The first occurrence of every aggregate that is read at least twice, by its key.
+    shareable: HashMap<String, Arc<dyn ExecutionPlan>>,
+    /// The filtered copies that read a shared aggregate, by shape: that aggregate's key.
+    filtered: HashMap<String, String>,
+    /// The shared subtrees built so far (rewritten) and their results, by key.
+    shared: HashMap<String, (Arc<dyn ExecutionPlan>, Arc<SharedResults>)>,
+}
+
+impl Sharer {
+    /// `plan` with its outermost shareable aggregates (and filtered copies) replaced.
+    fn share(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(plan
+            .transform_down(|node| {
+                if let Some((shape, predicate)) = ShareRepeatedAggregates::filtered_copy(&node)?
+                    && let Some(unfiltered) = self.filtered.get(&shape).cloned()
+                {
+                    let exec = self.reader(&unfiltered)?;
+                    let filter = FilterExec::try_new(predicate, Arc::new(exec))?;
+                    return Ok(Transformed::new(
+                        Arc::new(filter),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    ));
+                }
+                match ShareRepeatedAggregates::key(&node)? {
+                    Some(key) if self.shareable.contains_key(&key) => Ok(Transformed::new(
+                        Arc::new(self.reader(&key)?),
+                        true,
+                        TreeNodeRecursion::Jump,
+                    )),
+                    _ => Ok(Transformed::no(node)),
+                }
+            })?
+            .data)
+    }
+
+    /// A new reader of the shared aggregate `key` (its subtree rewritten the first time).
+    fn reader(&mut self, key: &str) -> Result<SharedExec> {
+        if let Some((input, results)) = self.shared.get(key) {
+            return Ok(SharedExec::new(Arc::clone(input), Arc::clone(results)));
+        }
+        let Some(first) = self.shareable.get(key).cloned() else {
+            return Err(DataFusionError::Internal(
+                "SharedExec: no aggregate for a shared key".to_string(),
+            ));
+        };
+        // The subtree's own children are rewritten (the node itself is this key's: it stays).
+        let children = first
+            .children()
+            .into_iter()
+            .map(|child| self.share(Arc::clone(child)))
+            .collect::<Result<Vec<_>>>()?;
+        let input = replace_children_if_necessary(first, children)?;
+        let results = Arc::new(SharedResults::default());
+        self.shared
+            .insert(key.to_string(), (Arc::clone(&input), Arc::clone(&results)));
+        Ok(SharedExec::new(input, results))
     }
 }
 

@@ -504,6 +504,25 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
                 .to_string(),
             2,
         ),
+        // A repeated aggregate over another repeated one (benches/queries/26 written over the
+        // finest sums): `um` is read twice and holds `f`, which `costs` reads too. The `f`
+        // inside the shared `um` is a reader as well: no operator runs twice.
+        (
+            "WITH f AS (SELECT month, unit_id, account, SUM(amount) AS amount FROM pnl_ledger \
+                        GROUP BY month, unit_id, account), \
+                  um AS (SELECT month, unit_id, SUM(amount) AS net FROM f GROUP BY month, unit_id \
+                         HAVING SUM(amount) <> 0), \
+                  costs AS (SELECT f.month, f.unit_id, f.account, SUM(f.amount) AS amount, \
+                                   ROW_NUMBER() OVER (PARTITION BY f.month, f.unit_id \
+                                                      ORDER BY SUM(f.amount), f.account) AS rn \
+                            FROM f JOIN um ON um.month = f.month AND um.unit_id = f.unit_id \
+                            GROUP BY f.month, f.unit_id, f.account) \
+             SELECT um.month, um.unit_id, CAST(um.net AS VARCHAR), c.account, CAST(c.amount AS VARCHAR) \
+             FROM um JOIN costs c ON c.month = um.month AND c.unit_id = um.unit_id AND c.rn = 1 \
+             ORDER BY 1, 2"
+                .to_string(),
+            2,
+        ),
         // A volatile function under the aggregate: each reference draws its own values.
         (
             "WITH r AS (SELECT unit_id, SUM(amount) * 0 + MAX(CAST(random() * 0 AS INT)) AS z \
