@@ -122,20 +122,14 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
         let Expr::AggregateFunction(function) = expr.clone().unalias() else {
             return Ok(None);
         };
-        let name = function.func.name().to_ascii_lowercase();
-        let params = &function.params;
-        if !matches!(name.as_str(), "sum" | "min" | "max")
-            || params.distinct
-            || !params.order_by.is_empty()
-            || params.null_treatment.is_some()
-            || params.args.len() != 1
-        {
+        if !rolls_up(&function, aggregate.input.schema())? {
             return Ok(None);
         }
+        let params = &function.params;
         for arg in params.args.iter().chain(params.filter.as_deref()) {
             read.extend(arg.column_refs().into_iter().cloned());
         }
-        functions.push((name, function));
+        functions.push(function);
     }
     let on_side = |schema: &DFSchema| read.iter().all(|c| schema.has_column(c));
     let ledger_is_left = if on_side(join.left.schema()) && !read.is_empty() {
@@ -159,28 +153,6 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
     if !is_ledger_scan(ledger)? || !named_apart {
         return Ok(None);
     }
-    for (name, function) in &functions {
-        let Some(arg) = function.params.args.first() else {
-            return Ok(None);
-        };
-        let exact = matches!(
-            arg.get_type(ledger.schema().as_ref())?,
-            DataType::Decimal128(..)
-                | DataType::Decimal256(..)
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-        );
-        if name == "sum" && !exact {
-            return Ok(None);
-        }
-    }
-
     // The ledger summed by the columns its join keys read and the ledger columns the query
     // groups by.
     let mut keys: Vec<Expr> = Vec::new();
@@ -199,7 +171,7 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
     let sums: Vec<Expr> = functions
         .iter()
         .enumerate()
-        .map(|(i, (_, f))| Expr::AggregateFunction(f.clone()).alias(format!("{EAGER_PREFIX}{i}")))
+        .map(|(i, f)| Expr::AggregateFunction(f.clone()).alias(format!("{EAGER_PREFIX}{i}")))
         .collect();
     let summed = LogicalPlanBuilder::from(ledger.as_ref().clone())
         .aggregate(keys, sums)?
@@ -224,7 +196,7 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
     let outer: Vec<Expr> = functions
         .iter()
         .enumerate()
-        .map(|(i, (_, f))| {
+        .map(|(i, f)| {
             Expr::AggregateFunction(AggregateFunction::new_udf(
                 Arc::clone(&f.func),
                 vec![Expr::Column(Column::new_unqualified(format!(
@@ -242,10 +214,17 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
         aggregate.group_expr.clone(),
         outer,
     )?;
+    Ok(Some(as_before(regrouped, aggregate)?))
+}
+
+/// `regrouped` (an aggregate with the same groups and functions as `original`, over other
+/// input) under a projection that gives it `original`'s names, qualifiers and types: a sum of
+/// sums is one precision wider than the sum it replaces, and cast back.
+pub(crate) fn as_before(regrouped: Aggregate, original: &Aggregate) -> Result<LogicalPlan> {
     let exprs: Vec<Expr> = regrouped
         .schema
         .iter()
-        .zip(aggregate.schema.iter())
+        .zip(original.schema.iter())
         .map(|((nq, nf), (oq, of))| {
             let c = Expr::Column(Column::new(nq.cloned(), nf.name()));
             let c = if nf.data_type() == of.data_type() {
@@ -256,14 +235,47 @@ fn eager(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
             c.alias_qualified(oq.cloned(), of.name())
         })
         .collect();
-    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+    Ok(LogicalPlan::Projection(Projection::try_new(
         exprs,
         Arc::new(LogicalPlan::Aggregate(regrouped)),
-    )?)))
+    )?))
+}
+
+/// Whether an aggregate over rows is the same aggregate over its own results on parts of
+/// them: a `SUM` (of an integer or a decimal: a float sum would depend on the order of its
+/// terms), a `MIN` or a `MAX` of one argument, without `DISTINCT`, `ORDER BY` or null
+/// treatment (a `FILTER` is kept by the inner aggregate).
+pub(crate) fn rolls_up(function: &AggregateFunction, input: &DFSchema) -> Result<bool> {
+    let name = function.func.name().to_ascii_lowercase();
+    let params = &function.params;
+    let [arg] = params.args.as_slice() else {
+        return Ok(false);
+    };
+    if !matches!(name.as_str(), "sum" | "min" | "max")
+        || params.distinct
+        || !params.order_by.is_empty()
+        || params.null_treatment.is_some()
+    {
+        return Ok(false);
+    }
+    Ok(name != "sum"
+        || matches!(
+            arg.get_type(input)?,
+            DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+        ))
 }
 
 /// Whether `plan` is a scan of the ledger under filters, projections and aliases only.
-fn is_ledger_scan(plan: &LogicalPlan) -> Result<bool> {
+pub(crate) fn is_ledger_scan(plan: &LogicalPlan) -> Result<bool> {
     let mut ledger = false;
     let mut only_rows = true;
     plan.apply(|node| {

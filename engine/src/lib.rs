@@ -20,6 +20,7 @@ mod pg_compat;
 mod pg_expandarray;
 mod pg_functions;
 mod refresher;
+mod rollup_aggregate;
 mod runtime;
 mod server;
 mod session;

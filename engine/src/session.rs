@@ -18,6 +18,7 @@ use crate::ledger::{Ledger, LedgerManifest, current_manifest};
 use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
+use crate::rollup_aggregate::RollupFromFiner;
 use crate::runtime::CooperativeJoins;
 use crate::shared_subplan::{self, ShareRepeatedAggregates};
 
@@ -63,6 +64,8 @@ pub fn new_session() -> Result<SessionContext> {
         .with_analyzer_rules(rules)
         // After DataFusion's rules: the ledger side's filters and projections are pushed down.
         .with_optimizer_rule(Arc::new(EagerAggregate))
+        // After the eager sums: a coarse aggregate may roll up from one of them.
+        .with_optimizer_rule(Arc::new(RollupFromFiner))
         .with_physical_optimizer_rules(physical_rules)
         .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
         .build();

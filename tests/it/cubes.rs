@@ -523,6 +523,59 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
                 .to_string(),
             2,
         ),
+        // A coarse aggregate of the ledger beside a finer one with the same sums
+        // (benches/queries/26 as written): the coarse one rolls up from a copy of the finer,
+        // and the two copies are one shared aggregate.
+        (
+            "WITH um AS (SELECT month, unit_id, SUM(amount) AS net FROM pnl_ledger \
+                         GROUP BY month, unit_id HAVING SUM(amount) <> 0), \
+                  costs AS (SELECT l.month, l.unit_id, l.account, SUM(l.amount) AS amount, \
+                                   ROW_NUMBER() OVER (PARTITION BY l.month, l.unit_id \
+                                                      ORDER BY SUM(l.amount), l.account) AS rn \
+                            FROM pnl_ledger l JOIN um ON um.month = l.month AND um.unit_id = l.unit_id \
+                            GROUP BY l.month, l.unit_id, l.account) \
+             SELECT um.month, um.unit_id, CAST(um.net AS VARCHAR), c.account, CAST(c.amount AS VARCHAR) \
+             FROM um JOIN costs c ON c.month = um.month AND c.unit_id = um.unit_id AND c.rn = 1 \
+             ORDER BY 1, 2"
+                .to_string(),
+            2,
+        ),
+        // The same grains in one query, rolled up through a filter on both sides and with
+        // MIN/MAX and a FILTER clause (the same functions on both).
+        (
+            format!(
+                "SELECT 'unit', u.unit_id, NULL, CAST(u.s AS VARCHAR), CAST(u.lo AS VARCHAR), CAST(u.hi AS VARCHAR) \
+                 FROM (SELECT unit_id, SUM(amount) FILTER (WHERE account <> 'cogs') AS s, \
+                              MIN(amount) AS lo, MAX(amount) AS hi \
+                       FROM pnl_ledger WHERE month = '{month}' GROUP BY unit_id) u \
+                 UNION ALL \
+                 SELECT 'account', a.unit_id, a.account, CAST(a.s AS VARCHAR), CAST(a.lo AS VARCHAR), CAST(a.hi AS VARCHAR) \
+                 FROM (SELECT unit_id, account, MAX(amount) AS hi, MIN(amount) AS lo, \
+                              SUM(amount) FILTER (WHERE account <> 'cogs') AS s \
+                       FROM pnl_ledger WHERE month = '{month}' GROUP BY unit_id, account) a \
+                 ORDER BY 1, 2, 3"
+            ),
+            2,
+        ),
+        // Other sums at the finer grain: nothing rolls up.
+        (
+            "SELECT u.unit_id, CAST(u.s AS VARCHAR), a.account, CAST(a.q AS VARCHAR) \
+             FROM (SELECT unit_id, SUM(amount) AS s FROM pnl_ledger GROUP BY unit_id) u \
+             JOIN (SELECT unit_id, account, SUM(qty) AS q FROM pnl_ledger GROUP BY unit_id, account) a \
+               ON a.unit_id = u.unit_id ORDER BY 1, 2, 3, 4"
+                .to_string(),
+            0,
+        ),
+        // Another filter on the coarse side: nothing rolls up.
+        (
+            format!(
+                "SELECT u.unit_id, CAST(u.s AS VARCHAR), a.account, CAST(a.s AS VARCHAR) \
+                 FROM (SELECT unit_id, SUM(amount) AS s FROM pnl_ledger WHERE month = '{month}' GROUP BY unit_id) u \
+                 JOIN (SELECT unit_id, account, SUM(amount) AS s FROM pnl_ledger GROUP BY unit_id, account) a \
+                   ON a.unit_id = u.unit_id ORDER BY 1, 2, 3, 4"
+            ),
+            0,
+        ),
         // A volatile function under the aggregate: each reference draws its own values.
         (
             "WITH r AS (SELECT unit_id, SUM(amount) * 0 + MAX(CAST(random() * 0 AS INT)) AS z \
@@ -559,6 +612,22 @@ async fn repeated_aggregates_run_once_with_the_same_rows() {
         assert!(!each.is_empty(), "no rows: {sql}");
         assert_eq!(shared, each, "{sql}");
     }
+
+    // Query 26 as written: `um` (read twice) is rolled up from the accounts' sums, which are
+    // shared with the other side of its join. EXPLAIN prints a shared subtree under each of
+    // its readers: two readers of `um`, each over a reader of the sums, and the sums' other
+    // reader make five (without the roll-up: the two readers of `um`).
+    rows(ctx, "SET amoeba.share_subplans = true").await;
+    let (sql, _) = cases
+        .iter()
+        .find(|(sql, _)| sql.starts_with("WITH um AS"))
+        .expect("query 26");
+    let plan = format!("{:?}", rows(ctx, &format!("EXPLAIN {sql}")).await);
+    assert_eq!(
+        plan.matches("SharedExec: computed once").count(),
+        5,
+        "{plan}"
+    );
 
     // One physical plan run again (its state reset, as DataFusion requires) computes again
     // and gives the same rows.
