@@ -155,7 +155,7 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
     };
     if let Some(model) = served.catalog.model().cloned() {
         let published = current_manifest(served.catalog.warehouse()).await?;
-        let ledger = match published {
+        let mut ledger = match published {
             // The published ledger was built from these very inputs: served as it is.
             Some(manifest) if !options.full && manifest.inputs.as_ref() == Some(&inputs) => {
                 log::info!(
@@ -169,6 +169,7 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
         let manifest = ledger
             .publish(served.catalog.warehouse(), &served.ctx)
             .await?;
+        ledger.release_rows();
         let options = RefreshOptions {
             inputs_newest_ms: options
                 .inputs_newest_ms

@@ -510,6 +510,12 @@ async fn a_start_on_unchanged_inputs_serves_the_published_ledger() {
     let first = open(false).await;
     let built = first.ledger.as_ref().expect("ledger");
     assert_eq!(built.reused_version(), None);
+    // Published, the rows are read from the files: the build's copy is let go.
+    assert!(
+        built.batches().is_empty(),
+        "a served ledger kept its rows in memory"
+    );
+    assert!(built.num_rows() > 0);
     let (rows_built, totals_built, report_built) = (
         built.num_rows(),
         rows(&first.ctx, totals).await,

@@ -73,6 +73,8 @@ use allocation::{Drivers, Expense, MonthRow};
 pub struct Ledger {
     model: Model,
     batches: Vec<RecordBatch>,
+    /// The number of rows built (kept when the rows are let go after publishing).
+    rows: usize,
     checks: Vec<CheckRow>,
     elapsed: Duration,
     /// The fingerprint of the inputs it was built from, recorded when it is published.
@@ -236,6 +238,7 @@ impl Ledger {
         lap(&mut step, "checks");
         Ok(Ledger {
             model,
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
             batches,
             checks,
             elapsed: started.elapsed(),
@@ -250,6 +253,7 @@ impl Ledger {
         Ledger {
             model,
             batches: Vec::new(),
+            rows: 0,
             checks: manifest.checks.clone(),
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),
@@ -270,16 +274,24 @@ impl Ledger {
     }
 
     /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
-    /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse.
+    /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse,
+    /// nor after [`Ledger::release_rows`].
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches
+    }
+
+    /// Lets go of the rows, once published: the serving session reads them from the
+    /// warehouse's files, and a server that kept them would hold the whole ledger in memory
+    /// for as long as it runs (3.5 GiB of resident memory at scale 1 after a build).
+    pub(crate) fn release_rows(&mut self) {
+        self.batches = Vec::new();
     }
 
     /// The number of ledger rows.
     pub fn num_rows(&self) -> usize {
         match &self.reused {
             Some(manifest) => usize::try_from(manifest.rows).unwrap_or(usize::MAX),
-            None => self.batches.iter().map(RecordBatch::num_rows).sum(),
+            None => self.rows,
         }
     }
 
