@@ -282,7 +282,9 @@ impl Ledger {
 
     /// Lets go of the rows, once published: the serving session reads them from the
     /// warehouse's files, and a server that kept them would hold the whole ledger in memory
-    /// for as long as it runs (3.5 GiB of resident memory at scale 1 after a build).
+    /// for as long as it runs. (What the allocator does with the freed memory is its own:
+    /// at scale 1, a server that built its ledger at start still had 3.0 GiB resident after
+    /// this, 3.6 GiB before, against 150 MiB for one that reused a published ledger.)
     pub(crate) fn release_rows(&mut self) {
         self.batches = Vec::new();
     }
