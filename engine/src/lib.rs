@@ -8,6 +8,7 @@
 //!
 //! The ledger (`ledger`) and the cubes (`cube`) plug into the same session.
 
+mod aggregate_rewrite;
 pub mod cube;
 mod eager_aggregate;
 mod error;

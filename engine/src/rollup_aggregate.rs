@@ -43,8 +43,8 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
+use crate::aggregate_rewrite::{as_before, rolls_up};
 use crate::cube::AmoebaOptions;
-use crate::eager_aggregate::{as_before, rolls_up};
 use crate::ledger::LEDGER_TABLE;
 
 /// Rolls a coarse aggregate of the ledger up from a finer one in the same plan (see the

@@ -33,19 +33,20 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::ConfigExtension;
 use datafusion::common::tree_node::{Transformed, TransformedResult};
-use datafusion::common::{Column, TableReference, extensions_options};
+use datafusion::common::{TableReference, extensions_options};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, TableProviderFilterPushDown,
-    TableType, cast, col, lit,
+    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType, col,
+    lit,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::plan::SET_COLUMN;
+use crate::aggregate_rewrite::as_before;
 use crate::ledger::{LEDGER_TABLE, PNL_VIEW};
 
 extensions_options! {
@@ -291,29 +292,12 @@ fn route(agg: &Aggregate, routes: &[Route]) -> DfResult<Option<LogicalPlan>> {
     }
     let input = builder.build()?;
     let routed = Aggregate::try_new(Arc::new(input), agg.group_expr.clone(), aggr_expr)?;
-    // The same output schema as the aggregate it replaces (names, qualifiers and types).
-    let exprs: Vec<Expr> = routed
-        .schema
-        .iter()
-        .zip(agg.schema.iter())
-        .map(|((nq, nf), (oq, of))| {
-            let c = Expr::Column(Column::new(nq.cloned(), nf.name()));
-            let c = if nf.data_type() == of.data_type() {
-                c
-            } else {
-                cast(c, of.data_type().clone())
-            };
-            c.alias_qualified(oq.cloned(), of.name())
-        })
-        .collect();
     log::debug!(
         "routed an aggregate over pnl to {name} [{}]",
         CubeDef::set_label(set)
     );
-    Ok(Some(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(LogicalPlan::Aggregate(routed)),
-    )?)))
+    // The same output schema as the aggregate it replaces (names, qualifiers and types).
+    Ok(Some(as_before(routed, agg)?))
 }
 
 /// The `pnl` view, planned like a view but not inlined into queries, so that the router sees
