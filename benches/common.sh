@@ -3,6 +3,11 @@
 #
 #   bench_setup <scale> <seed>    sets $bin (AMOEBA_BIN, or the release build) and $src
 #                                 (target/bench/warehouse-<scale>-<seed>, generated once)
+#
+# BUILD_MEMORY_MB: the ledger build's memory limit, written into the warehouse's model as
+# `[ledger] memory_limit_mb` (working tables on disk, sorts and aggregations spilling beyond
+# it); default 6144 from scale 10 up (the 8 GiB the benchmark allows, less the rest of the
+# process), none below. BUILD_MEMORY_MB=none removes it.
 bench_setup() {
   local scale="$1" seed="$2"
   command -v /usr/bin/time >/dev/null 2>&1 || {
@@ -17,6 +22,15 @@ bench_setup() {
   src="target/bench/warehouse-${scale}-${seed}"
   if [ ! -f "$src/.amoeba-gen" ]; then
     "$bin" gen --scale "$scale" --seed "$seed" --out "$src"
+  fi
+  local limit="${BUILD_MEMORY_MB:-}"
+  if [ -z "$limit" ] && awk -v s="$scale" 'BEGIN {exit !(s >= 10)}'; then limit=6144; fi
+  local model="$src/model/model.toml"
+  sed -i '/^\[ledger\] # bench$/d; /^memory_limit_mb = .* # bench$/d' "$model"
+  if [ -n "$limit" ] && [ "$limit" != none ]; then
+    grep -q '^\[ledger\]' "$model" && { echo "$model has a [ledger] section: set BUILD_MEMORY_MB=none"; return 1; }
+    printf '[ledger] # bench\nmemory_limit_mb = %s # bench\n' "$limit" >> "$model"
+    echo "ledger build: memory_limit_mb = $limit"
   fi
 }
 

@@ -305,11 +305,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                     "ledger: {} rows, inputs unchanged: version {version} served as published",
                     ledger.num_rows()
                 ),
-                None => println!(
-                    "ledger: {} rows built in {:.1}s",
-                    ledger.num_rows(),
-                    ledger.elapsed().as_secs_f64()
-                ),
+                None => println!("ledger: {} rows {}", ledger.num_rows(), built(ledger)),
             }
             print_cubes(&served.cubes);
             println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
@@ -406,7 +402,7 @@ async fn serve(
             ledger.num_rows(),
             match ledger.reused_version() {
                 Some(version) => format!("inputs unchanged: {version} served as published"),
-                None => format!("built in {:.1}s", ledger.elapsed().as_secs_f64()),
+                None => built(ledger),
             },
             if ledger.failed() {
                 "FAILED — see `amoeba check` or SELECT * FROM amoeba_checks WHERE status <> 'ok'"
@@ -518,6 +514,15 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// "built in 12.3s", and how, when the model limits the build's memory.
+fn built(ledger: &amoeba_engine::Ledger) -> String {
+    let took = format!("built in {:.1}s", ledger.elapsed().as_secs_f64());
+    match ledger.model().ledger_memory_limit {
+        Some(bytes) => format!("{took} (on disk, memory limit {} MiB)", bytes >> 20),
+        None => took,
     }
 }
 

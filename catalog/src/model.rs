@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! [costing]        method = "fifo" | "moving_average"
-//! [ledger]         retention_minutes: how long a replaced ledger version stays readable (60)
+//! [ledger]         retention_minutes: how long a replaced ledger version stays readable (60);
+//!                  memory_limit_mb: the build's memory, working tables on disk beyond it
 //! [[units]]        id, name, kind = company | profit | service, parent, headcount, area
 //! [[assign]]       platform / shop / team / brand / category / sku → unit (most specific wins)
 //! [fallback]       source → unit for rows no rule matches (else the root, reported)
@@ -56,6 +57,11 @@ pub struct Model {
     /// How long a replaced ledger version stays in the warehouse: queries (of this server or
     /// another one serving the same warehouse) still reading it finish.
     pub ledger_retention: std::time::Duration,
+    /// `[ledger] memory_limit_mb`, in bytes: when set, the ledger build keeps its working tables
+    /// as Parquet in a scratch folder and its sorts and aggregations spill to disk beyond it
+    /// (a warehouse larger than the machine's memory); unset, everything stays in memory
+    /// (fastest).
+    pub ledger_memory_limit: Option<usize>,
     /// Every unit; the first is the root.
     pub units: Vec<Unit>,
     /// Assignment rules, most specific first (ties: declared order).
@@ -78,6 +84,9 @@ pub struct Model {
 
 /// `[ledger] retention_minutes` when the model does not say (the cubes' default too).
 pub const DEFAULT_LEDGER_RETENTION_MINUTES: u64 = 60;
+
+/// The least `[ledger] memory_limit_mb` a model may set.
+pub const MIN_LEDGER_MEMORY_MB: u64 = 64;
 
 /// FIFO layers or a moving weighted average, per SKU and warehouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -399,6 +408,8 @@ struct RawModel {
 struct RawLedger {
     #[serde(default)]
     retention_minutes: Option<u64>,
+    #[serde(default)]
+    memory_limit_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -701,10 +712,12 @@ impl Validator<'_> {
             costing: raw.costing.map_or(CostingMethod::Fifo, |c| c.method),
             ledger_retention: std::time::Duration::from_secs(
                 raw.ledger
+                    .as_ref()
                     .and_then(|l| l.retention_minutes)
                     .unwrap_or(DEFAULT_LEDGER_RETENTION_MINUTES)
                     .saturating_mul(60),
             ),
+            ledger_memory_limit: self.memory_limit(raw.ledger.as_ref())?,
             units,
             assign,
             fallback,
@@ -739,6 +752,36 @@ impl Validator<'_> {
             model.users.push(user);
         }
         Ok(model)
+    }
+
+    /// `[ledger] memory_limit_mb` in bytes: at least the 64 MiB a build's hash joins and
+    /// sort buffers need before anything spills.
+    fn memory_limit(&self, ledger: Option<&RawLedger>) -> Result<Option<usize>> {
+        let Some(mb) = ledger.and_then(|l| l.memory_limit_mb.as_ref()) else {
+            return Ok(None);
+        };
+        let key = "ledger.memory_limit_mb";
+        if *mb.get_ref() < MIN_LEDGER_MEMORY_MB {
+            return Err(self.err(
+                mb.span(),
+                key,
+                format!(
+                    "{} MiB is too little for a build: at least {MIN_LEDGER_MEMORY_MB}",
+                    mb.get_ref()
+                ),
+            ));
+        }
+        mb.get_ref()
+            .checked_mul(1024 * 1024)
+            .and_then(|bytes| usize::try_from(bytes).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                self.err(
+                    mb.span(),
+                    key,
+                    format!("{} MiB is more than this machine can address", mb.get_ref()),
+                )
+            })
     }
 
     fn units(&self, raw: &[Spanned<RawUnit>]) -> Result<Vec<Unit>> {
@@ -1052,6 +1095,22 @@ from = "2025-01"
         )
         .expect("parses");
         assert_eq!(m.ledger_retention, std::time::Duration::from_secs(300));
+        assert_eq!(m.ledger_memory_limit, None);
+        let m = Model::parse(
+            "model.toml",
+            &format!("{SMALL}\n[ledger]\nmemory_limit_mb = 6144\n"),
+        )
+        .expect("parses");
+        assert_eq!(m.ledger_memory_limit, Some(6144 * 1024 * 1024));
+        let e = Model::parse(
+            "model.toml",
+            &format!("{SMALL}\n[ledger]\nmemory_limit_mb = 8\n"),
+        )
+        .expect_err("too little");
+        assert!(
+            e.to_string().contains("ledger.memory_limit_mb") && e.to_string().contains("8 MiB"),
+            "{e}"
+        );
         let e = Model::parse(
             "model.toml",
             &format!("{SMALL}\n[ledger]\nkeep_minutes = 5\n"),

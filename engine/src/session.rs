@@ -7,6 +7,7 @@ use std::sync::Arc;
 use amoeba_catalog::{Catalog, Warehouse};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::optimizer::Analyzer;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -28,6 +29,12 @@ pub const CATALOG_NAME: &str = "amoeba";
 /// A new session configured for Amoeba, with Amoeba's functions, settings (`amoeba.*`) and
 /// cube router (no tables, no routes yet).
 pub fn new_session() -> Result<SessionContext> {
+    new_session_in(None)
+}
+
+/// [`new_session`] with its own runtime (memory pool, spill folder), DataFusion's default
+/// when `None`.
+pub(crate) fn new_session_in(runtime: Option<Arc<RuntimeEnv>>) -> Result<SessionContext> {
     let routes = Arc::new(CubeRoutes::default());
     let mut config = SessionConfig::new()
         .with_information_schema(true)
@@ -58,7 +65,11 @@ pub fn new_session() -> Result<SessionContext> {
         .position(|r| r.name() == shared_subplan::RUNS_BEFORE)
         .unwrap_or(physical_rules.len());
     physical_rules.insert(at, Arc::new(ShareRepeatedAggregates));
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new();
+    if let Some(runtime) = runtime {
+        state = state.with_runtime_env(runtime);
+    }
+    let state = state
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(rules)

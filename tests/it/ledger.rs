@@ -546,3 +546,101 @@ async fn a_start_on_unchanged_inputs_serves_the_published_ledger() {
     );
     assert_eq!(rows(&changed.ctx, totals).await, totals_built);
 }
+
+/// `[ledger] memory_limit_mb`: the build keeps its working tables as Parquet in a scratch
+/// folder and spills its sorts and aggregates beyond the limit (what lets a warehouse larger
+/// than the machine's memory be built). The ledger is the same, month by month, as the one
+/// built in memory; so are the checks; published and served, it reads the same, and each
+/// month's file keeps the ledger's order (by account first), which the page index relies on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_under_a_memory_limit_stages_on_disk_and_gives_the_same_ledger() {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let catalog = Catalog::open(Warehouse::open(&root.to_string_lossy()).expect("open"))
+        .await
+        .expect("catalog");
+    let model_file = root.join("model/model.toml");
+    let text = std::fs::read_to_string(&model_file).expect("model text");
+    assert!(
+        !text.contains("[ledger]"),
+        "the generated model sets [ledger]"
+    );
+    let limited = format!("{text}\n[ledger]\nmemory_limit_mb = 64\n");
+    let limited_model = Model::parse("model.toml", &limited).expect("model with a limit");
+
+    let in_memory = Ledger::build_with(&catalog, catalog.model().cloned().expect("model"))
+        .await
+        .expect("in memory");
+    let on_disk = Ledger::build_with(&catalog, limited_model)
+        .await
+        .expect("on disk");
+    assert!(!in_memory.built_on_disk());
+    assert!(on_disk.built_on_disk());
+    assert!(
+        on_disk.batches().is_empty(),
+        "the rows are in the scratch folder"
+    );
+    assert!(in_memory.num_rows() > 10_000);
+    assert_eq!(on_disk.num_rows(), in_memory.num_rows());
+    let months = in_memory.month_fingerprints().expect("fingerprints");
+    assert!(months.len() >= 12, "{months:?}");
+    assert_eq!(on_disk.month_fingerprints().expect("fingerprints"), months);
+    assert_eq!(on_disk.checks(), in_memory.checks());
+    assert!(!on_disk.failed(), "{:#?}", problems(&on_disk));
+
+    // Served from the warehouse after a start that built on disk.
+    let totals = "SELECT month, account, source, CAST(SUM(amount) AS VARCHAR), COUNT(*) \
+                  FROM pnl_ledger GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let memory_ctx = amoeba_engine::new_session().expect("session");
+    in_memory.register(&memory_ctx).await.expect("register");
+    std::fs::write(&model_file, &limited).expect("write model");
+    let served = amoeba_engine::open_published(
+        Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+        amoeba_engine::cube::RefreshOptions::default(),
+    )
+    .await
+    .expect("open published");
+    let manifest = served.ledger_manifest.as_ref().expect("published");
+    assert_eq!(manifest.months, months);
+    assert_eq!(
+        rows(&served.ctx, totals).await,
+        rows(&memory_ctx, totals).await
+    );
+
+    let month_dir = root
+        .join("ledger")
+        .join(&manifest.version)
+        .join("month=2025-03");
+    for file in files(&month_dir) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&file).expect("open file"),
+        )
+        .expect("parquet")
+        .build()
+        .expect("reader");
+        let mut accounts = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let column = batch.column_by_name("account").expect("account");
+            let column = datafusion::arrow::compute::cast(
+                column,
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("cast");
+            accounts.extend(
+                column
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|a| a.map(str::to_string)),
+            );
+        }
+        assert!(accounts.len() > 1000, "{file:?}: {} rows", accounts.len());
+        assert!(
+            accounts.is_sorted(),
+            "{file:?}: the rows are not in the ledger's order"
+        );
+    }
+}

@@ -369,10 +369,15 @@ async fn refresh_one(
     let schema = plan::schema(def);
     // Month → (file, rows, rows per set) of the months this refresh writes.
     let mut files: BTreeMap<String, (String, u64, BTreeMap<String, u64>)> = BTreeMap::new();
-    if !rebuild.is_empty() {
-        let leaf = ctx.sql(&plan::leaf_sql(def, &rebuild)).await?;
+    // Month by month (every grouping set keeps the month): what is in memory at once is one
+    // month's leaf and sets, however many months the ledger has.
+    for month in &rebuild {
+        let leaf = ctx
+            .sql(&plan::leaf_sql(def, std::slice::from_ref(month)))
+            .await?;
         let leaf_schema: SchemaRef = Arc::new(leaf.schema().as_arrow().clone());
         let leaf = leaf.collect().await?;
+        ctx.deregister_table(plan::LEAF_TABLE)?;
         ctx.register_table(
             plan::LEAF_TABLE,
             Arc::new(MemTable::try_new(leaf_schema, vec![leaf])?),
@@ -385,15 +390,15 @@ async fn refresh_one(
             .iter()
             .map(|b| conform(b, &schema))
             .collect::<Result<_>>()?;
-        for month in &rebuild {
-            let part = month_rows(&rows, month)?;
-            let n = part.iter().map(|b| b.num_rows() as u64).sum();
-            let sets = rows_per_set(&part)?;
-            let bytes = to_parquet(&schema, &part)?;
-            let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
-            files.insert(month.clone(), (file, n, sets));
-        }
+        let part = month_rows(&rows, month)?;
+        drop(rows);
+        let n = part.iter().map(|b| b.num_rows() as u64).sum();
+        let sets = rows_per_set(&part)?;
+        let bytes = to_parquet(&schema, &part)?;
+        let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
+        files.insert(month.clone(), (file, n, sets));
     }
+    ctx.deregister_table(plan::LEAF_TABLE)?;
     let old: BTreeMap<String, Partition> = current
         .iter()
         .flat_map(|m| m.partitions.iter().cloned())

@@ -39,6 +39,7 @@ pub mod checks;
 mod cost;
 mod sources;
 mod spread;
+mod staging;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,8 +58,10 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
-use crate::session::new_session;
+use crate::fingerprint::{self, Fingerprint};
+use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
+use staging::Staging;
 pub(crate) use store::register_published;
 pub use store::{
     LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
@@ -81,6 +84,18 @@ pub struct Ledger {
     inputs: Option<String>,
     /// The published version it is, when reused.
     reused: Option<LedgerManifest>,
+    /// Built with its working tables on disk: the rows are in the scratch folder, not in
+    /// `batches`.
+    staged: Option<Staged>,
+}
+
+/// A ledger built on disk ([`staging`]): its files and each month's fingerprint.
+#[derive(Debug, Clone)]
+struct Staged {
+    /// Keeps the scratch folder (and so the files) until the ledger is dropped.
+    _scratch: Staging,
+    dir: std::path::PathBuf,
+    months: BTreeMap<String, Fingerprint>,
 }
 
 impl Ledger {
@@ -98,16 +113,19 @@ impl Ledger {
     /// Builds the ledger of a catalog with a given model.
     pub async fn build_with(catalog: &Catalog, model: Model) -> Result<Ledger> {
         let started = Instant::now();
-        let ctx = new_session()?;
+        let staging = Staging::new(model.ledger_memory_limit)?;
+        let ctx = new_session_in(staging.runtime()?)?;
         catalog.register(&ctx).await?;
         // A raw table that several mapping parts read (douyin's settlement: one part per fee
         // column) would be read and de-duplicated once per part: it is materialized first.
         let shared = catalog.shared_raw_tables();
         for raw in &shared {
             let started = Instant::now();
-            let df = ctx.table(raw.clone()).await?.cache().await?;
+            let table = staging
+                .materialize(&ctx, &raw.to_string(), ctx.table(raw.clone()).await?)
+                .await?;
             ctx.deregister_table(raw.clone())?;
-            ctx.register_table(raw.clone(), df.into_view())?;
+            ctx.register_table(raw.clone(), table)?;
             lap(&mut { started }, &raw.to_string());
         }
         if !shared.is_empty() {
@@ -120,9 +138,11 @@ impl Ledger {
         for view in UNIFIED_VIEWS {
             let started = Instant::now();
             let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
-            let df = ctx.table(mapped.clone()).await?.cache().await?;
+            let table = staging
+                .materialize(&ctx, &mapped.to_string(), ctx.table(mapped.clone()).await?)
+                .await?;
             ctx.deregister_table(mapped.clone())?;
-            ctx.register_table(mapped, df.into_view())?;
+            ctx.register_table(mapped, table)?;
             lap(&mut { started }, view.name);
         }
         // The mapped rows are all materialized: the raw tables they came from are let go.
@@ -131,31 +151,34 @@ impl Ledger {
         }
         register_over_mapped(&ctx).await?;
         register(&ctx, "b_units", units_batch(&model)?)?;
-        cache(&ctx, "b_shops", &sources::shops(&model)).await?;
-        cache(&ctx, "b_lines", &sources::lines(&model)).await?;
-        cache(&ctx, "b_orders", sources::ORDERS).await?;
-        cache(&ctx, "b_fees", &sources::fees(&model)).await?;
-        cache(&ctx, "b_fee_lines", sources::FEE_LINES).await?;
+        let cache = async |name: &str, sql: &str| cache(&ctx, &staging, name, sql).await;
+        cache("b_shops", &sources::shops(&model)).await?;
+        cache("b_lines", &sources::lines(&model)).await?;
+        cache("b_orders", sources::ORDERS).await?;
+        cache("b_fees", &sources::fees(&model)).await?;
+        cache("b_fee_lines", sources::FEE_LINES).await?;
 
         // Costing: DataFusion sorts the movements, one sequential pass costs them.
         let mut step = Instant::now();
         let moves = ctx.sql(&sources::moves(&model)).await?;
         let schema: SchemaRef = Arc::new(moves.schema().as_arrow().clone());
         let moves = concat_batches(&schema, &moves.collect().await?)?;
-        register(&ctx, "b_costed", cost::cost_batch(model.costing, &moves)?)?;
+        let costed = cost::cost_batch(model.costing, &moves)?;
+        drop(moves);
+        staging.batch(&ctx, "b_costed", costed).await?;
         lap(&mut step, "costing");
 
         // Spreads over many small groups (an order's lines, a shop's SKUs of the day): the
         // rows sorted by DataFusion, the shares computed in one pass (spread.rs).
-        cache(&ctx, "b_waybills", sources::WAYBILLS_BY_ORDER).await?;
-        cache(&ctx, "b_ad_plans", sources::AD_PLANS).await?;
+        cache("b_waybills", sources::WAYBILLS_BY_ORDER).await?;
+        cache("b_ad_plans", sources::AD_PLANS).await?;
         for spread in [
             sources::FEE_SPREAD,
             sources::AD_SPREAD,
             sources::WAYBILL_SPREAD,
         ] {
             let started = Instant::now();
-            spread.register(&ctx).await?;
+            spread.register(&ctx, &staging).await?;
             lap(&mut { started }, spread.name);
         }
 
@@ -172,7 +195,6 @@ impl Ledger {
         .map(|p| format!("SELECT {} FROM ({p})", sources::LEDGER_COLUMNS))
         .collect();
         cache(
-            &ctx,
             "b_base",
             &format!(
                 "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \
@@ -225,25 +247,50 @@ impl Ledger {
                 .join(", ")
             ))
             .await?;
-        let schema: SchemaRef = Arc::new(ledger.schema().as_arrow().clone());
-        let batches = ledger.collect().await?;
-        ctx.register_table(
-            "b_ledger",
-            Arc::new(MemTable::try_new(schema, vec![batches.clone()])?),
-        )?;
-
+        let (batches, staged) = match staging.ledger_dir() {
+            None => {
+                let schema: SchemaRef = Arc::new(ledger.schema().as_arrow().clone());
+                let batches = ledger.collect().await?;
+                ctx.register_table(
+                    "b_ledger",
+                    Arc::new(MemTable::try_new(schema, vec![batches.clone()])?),
+                )?;
+                (batches, None)
+            }
+            Some(dir) => {
+                staging
+                    .ledger(&ctx, "b_ledger", ledger, store::ledger_parquet_options())
+                    .await?;
+                let months = month_fingerprints(&ctx, "b_ledger").await?;
+                let staged = Staged {
+                    _scratch: staging.clone(),
+                    dir,
+                    months,
+                };
+                (Vec::new(), Some(staged))
+            }
+        };
         lap(&mut step, "b_ledger");
         let mut checks = checks::run(&ctx).await?;
         checks.extend(rules.checks);
         lap(&mut step, "checks");
+        let rows = match &staged {
+            None => batches.iter().map(RecordBatch::num_rows).sum(),
+            Some(staged) => staged
+                .months
+                .values()
+                .map(|f| usize::try_from(f.rows).unwrap_or(usize::MAX))
+                .sum(),
+        };
         Ok(Ledger {
             model,
-            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            rows,
             batches,
             checks,
             elapsed: started.elapsed(),
             inputs: None,
             reused: None,
+            staged,
         })
     }
 
@@ -258,6 +305,7 @@ impl Ledger {
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),
             reused: Some(manifest),
+            staged: None,
         }
     }
 
@@ -275,7 +323,8 @@ impl Ledger {
 
     /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
     /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse,
-    /// nor after [`Ledger::release_rows`].
+    /// for one built on disk (`[ledger] memory_limit_mb`), whose rows are in its scratch
+    /// folder, nor after [`Ledger::release_rows`].
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches
     }
@@ -287,6 +336,23 @@ impl Ledger {
     /// this, 3.6 GiB before, against 150 MiB for one that reused a published ledger.)
     pub(crate) fn release_rows(&mut self) {
         self.batches = Vec::new();
+        self.staged = None;
+    }
+
+    /// Whether it was built with its working tables on disk (`[ledger] memory_limit_mb`).
+    pub fn built_on_disk(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Each month's fingerprint (`<rows>:<hash>`, as in the published manifest): equal for
+    /// equal rows, whatever their order or how the ledger was built.
+    pub fn month_fingerprints(&self) -> Result<BTreeMap<String, String>> {
+        let months = match (&self.reused, &self.staged) {
+            (Some(manifest), _) => return Ok(manifest.months.clone()),
+            (None, Some(staged)) => staged.months.clone(),
+            (None, None) => fingerprint::by_key(&self.batches, "month")?,
+        };
+        Ok(months.into_iter().map(|(m, f)| (m, f.encode())).collect())
     }
 
     /// The number of ledger rows.
@@ -326,15 +392,20 @@ impl Ledger {
                 manifest.version
             )));
         }
-        let schema = self
-            .batches
-            .first()
-            .map(RecordBatch::schema)
-            .unwrap_or_else(store::ledger_schema);
-        ctx.register_table(
-            LEDGER_TABLE,
-            Arc::new(MemTable::try_new(schema, vec![self.batches.clone()])?),
-        )?;
+        match &self.staged {
+            Some(staged) => staging::register_ledger(ctx, LEDGER_TABLE, &staged.dir).await?,
+            None => {
+                let schema = self
+                    .batches
+                    .first()
+                    .map(RecordBatch::schema)
+                    .unwrap_or_else(store::ledger_schema);
+                ctx.register_table(
+                    LEDGER_TABLE,
+                    Arc::new(MemTable::try_new(schema, vec![self.batches.clone()])?),
+                )?;
+            }
+        }
         self.register_views(ctx).await
     }
 
@@ -386,23 +457,36 @@ impl Ledger {
     }
 }
 
+/// Each month's fingerprint of the ledger registered as `table`, read as a stream.
+async fn month_fingerprints(
+    ctx: &SessionContext,
+    table: &str,
+) -> Result<BTreeMap<String, Fingerprint>> {
+    use futures::StreamExt;
+    let mut out: BTreeMap<String, Fingerprint> = BTreeMap::new();
+    let mut stream = ctx.table(table).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        for (month, f) in fingerprint::by_key(&[batch?], "month")? {
+            let total = out.entry(month).or_default();
+            total.rows += f.rows;
+            total.hash = total.hash.wrapping_add(f.hash);
+        }
+    }
+    Ok(out)
+}
+
 /// Logs how long a step took (`RUST_LOG=info` shows where a build spends its time).
 fn lap(since: &mut Instant, step: &str) {
     log::info!("ledger step {step}: {:.2}s", since.elapsed().as_secs_f64());
     *since = Instant::now();
 }
 
-async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+/// Computes a working table and registers it as `name` (in memory or on disk: `staging`).
+async fn cache(ctx: &SessionContext, staging: &Staging, name: &str, sql: &str) -> Result<()> {
     let started = Instant::now();
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| EngineError::ledger(format!("ledger step {name}: {e}")))?;
-    let df = df
-        .cache()
-        .await
-        .map_err(|e| EngineError::ledger(format!("ledger step {name}: {e}")))?;
-    ctx.register_table(name, df.into_view())?;
+    let step = |e: EngineError| EngineError::ledger(format!("ledger step {name}: {e}"));
+    let df = ctx.sql(sql).await.map_err(|e| step(e.into()))?;
+    staging.table(ctx, name, df).await.map_err(step)?;
     lap(&mut { started }, name);
     Ok(())
 }

@@ -25,10 +25,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches, partition};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, SchemaRef};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::append_columns;
+use super::staging::Staging;
 use crate::error::{EngineError, Result};
 
 /// The name of the column a spread appends: DECIMAL(38,2), the row's share of its group's
@@ -52,7 +52,7 @@ pub(crate) struct Spread<'a> {
 
 impl Spread<'_> {
     /// Runs the spread's SQL, appends [`SHARE`] and registers the result as `name`.
-    pub(crate) async fn register(&self, ctx: &SessionContext) -> Result<()> {
+    pub(crate) async fn register(&self, ctx: &SessionContext, staging: &Staging) -> Result<()> {
         let err = |e: &dyn std::fmt::Display| {
             EngineError::ledger(format!("ledger step {}: {e}", self.name))
         };
@@ -60,12 +60,10 @@ impl Spread<'_> {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| err(&e))?;
         let batch = concat_batches(&schema, &batches)?;
+        drop(batches);
         let spread = self.apply(&batch).map_err(|e| err(&e))?;
-        ctx.register_table(
-            self.name,
-            Arc::new(MemTable::try_new(spread.schema(), vec![vec![spread]])?),
-        )?;
-        Ok(())
+        drop(batch);
+        staging.batch(ctx, self.name, spread).await
     }
 
     /// `batch` with [`SHARE`] appended.
@@ -145,6 +143,7 @@ impl Spread<'_> {
 mod tests {
     use datafusion::arrow::array::{Decimal128Array, StringArray};
     use datafusion::arrow::datatypes::Schema;
+    use datafusion::datasource::MemTable;
 
     use super::*;
 
@@ -193,47 +192,51 @@ mod tests {
                 Arc::new(Decimal128Array::from(drivers).with_precision_and_scale(18, 4)?),
             ],
         )?;
-        let ctx = crate::session::new_session()?;
-        ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
-        Spread {
-            name: "spread",
-            sql: "SELECT * FROM t ORDER BY grp, line",
-            groups: &["grp"],
-            amount: "amount",
-            driver: "driver",
-        }
-        .register(&ctx)
-        .await?;
-        let differences = ctx
-            .sql(
-                "WITH w AS (SELECT grp, line, \
+        // In memory, and staged on disk as a build under a memory limit does.
+        for staging in [Staging::Memory, Staging::new(Some(64 << 20))?] {
+            let ctx = crate::session::new_session_in(staging.runtime()?)?;
+            let table = MemTable::try_new(Arc::clone(&schema), vec![vec![batch.clone()]])?;
+            ctx.register_table("t", Arc::new(table))?;
+            Spread {
+                name: "spread",
+                sql: "SELECT * FROM t ORDER BY grp, line",
+                groups: &["grp"],
+                amount: "amount",
+                driver: "driver",
+            }
+            .register(&ctx, &staging)
+            .await?;
+            let differences = ctx
+                .sql(
+                    "WITH w AS (SELECT grp, line, \
                      CAST(COALESCE(allocate_exact(amount, driver) OVER p, \
                           CASE WHEN row_number() OVER p = 1 THEN amount ELSE 0 END) \
                           AS DECIMAL(38,2)) AS share \
                    FROM t WINDOW p AS (PARTITION BY grp ORDER BY line)) \
                  SELECT count(*) FROM w FULL JOIN spread s ON s.grp = w.grp AND s.line = w.line \
                  WHERE (s.share IS DISTINCT FROM w.share) OR s.grp IS NULL OR w.grp IS NULL",
-            )
-            .await?
-            .collect()
-            .await?;
-        let n = differences[0]
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-            .value(0);
-        assert_eq!(n, 0, "rows whose share differs from the window's");
-        let rows = ctx
-            .sql("SELECT count(*) FROM spread")
-            .await?
-            .collect()
-            .await?;
-        assert!(
-            rows[0]
+                )
+                .await?
+                .collect()
+                .await?;
+            let n = differences[0]
                 .column(0)
                 .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(0)
-                > 4_000
-        );
+                .value(0);
+            assert_eq!(n, 0, "rows whose share differs from the window's");
+            let rows = ctx
+                .sql("SELECT count(*) FROM spread")
+                .await?
+                .collect()
+                .await?;
+            assert!(
+                rows[0]
+                    .column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(0)
+                    > 4_000
+            );
+        }
         Ok(())
     }
 

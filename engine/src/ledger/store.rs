@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Ledger;
 use crate::error::{EngineError, Result};
-use crate::fingerprint;
 use crate::objects::{self, dir_url, next_version, now_ms};
 
 /// The ledger table.
@@ -46,6 +45,13 @@ const MANIFEST: &str = "_manifest.json";
 /// file between partitions at row-group boundaries), and with the rows sorted by account the
 /// row groups' statistics skip most of a month for a query of a few accounts.
 const LEDGER_ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// How ledger files are written (in the warehouse, and staged by a build on disk).
+pub(crate) fn ledger_parquet_options() -> TableParquetOptions {
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.max_row_group_size = LEDGER_ROW_GROUP_ROWS;
+    parquet
+}
 
 /// The precision of a ledger line's `amount` (see [`ledger_schema`]).
 pub(crate) const LEDGER_AMOUNT_PRECISION: u8 = 18;
@@ -104,31 +110,40 @@ fn manifest_path(version: &str) -> String {
 pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<LedgerManifest> {
     let previous = current_version(warehouse).await?;
     let version = next_version(previous.as_deref());
-    let ctx = SessionContext::new();
-    warehouse.register(&ctx);
-    let schema = ledger
-        .batches()
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(ledger_schema);
-    let table = MemTable::try_new(schema, vec![ledger.batches().to_vec()])?;
-    let mut parquet = TableParquetOptions::default();
-    parquet.global.max_row_group_size = LEDGER_ROW_GROUP_ROWS;
-    ctx.read_table(Arc::new(table))?
-        .write_parquet(
-            &dir_url(warehouse, &format!("{LEDGER_DIR}/{version}")),
-            DataFrameWriteOptions::new().with_partition_by(vec!["month".to_string()]),
-            Some(parquet),
-        )
-        .await?;
+    match &ledger.staged {
+        // Built on disk: its files, written in the build, are copied as they are.
+        Some(staged) => {
+            for (month, name, path) in super::staging::ledger_files(&staged.dir)? {
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                    EngineError::ledger(format!("staged ledger file {}: {e}", path.display()))
+                })?;
+                let rel = format!("{LEDGER_DIR}/{version}/month={month}/{name}");
+                objects::write(warehouse, &rel, bytes).await?;
+            }
+        }
+        None => {
+            let ctx = SessionContext::new();
+            warehouse.register(&ctx);
+            let schema = ledger
+                .batches()
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(ledger_schema);
+            let table = MemTable::try_new(schema, vec![ledger.batches().to_vec()])?;
+            ctx.read_table(Arc::new(table))?
+                .write_parquet(
+                    &dir_url(warehouse, &format!("{LEDGER_DIR}/{version}")),
+                    DataFrameWriteOptions::new().with_partition_by(vec!["month".to_string()]),
+                    Some(ledger_parquet_options()),
+                )
+                .await?;
+        }
+    }
     let manifest = LedgerManifest {
         version: version.clone(),
         published_at_ms: now_ms(),
         rows: ledger.num_rows() as u64,
-        months: fingerprint::by_key(ledger.batches(), "month")?
-            .into_iter()
-            .map(|(m, f)| (m, f.encode()))
-            .collect(),
+        months: ledger.month_fingerprints()?,
         inputs: ledger.inputs.clone(),
         checks: ledger.checks().to_vec(),
     };
