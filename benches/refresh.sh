@@ -18,6 +18,7 @@ runs="${3:-3}"
 
 . benches/common.sh
 bench_setup "$scale" "$seed"
+bench_cgroup "$scale"
 wh="target/bench/refresh-${scale}-${seed}"
 held="target/bench/refresh-${scale}-${seed}-held"
 rm -rf "$wh" "$held"
@@ -37,7 +38,7 @@ run() {
   local label="$1"; shift
   local log="target/bench/refresh-${label}.log"
   local out
-  out=$( { /usr/bin/time -f "TIME %e %M" "$bin" refresh --warehouse "$wh" "$@" > "$log"; } 2>&1 | grep '^TIME' )
+  out=$( { /usr/bin/time -f "TIME %e %M" "${limited[@]}" "$bin" refresh --warehouse "$wh" "$@" > "$log"; } 2>&1 | grep '^TIME' )
   local secs rss
   secs=$(echo "$out" | cut -d' ' -f2)
   rss=$(( $(echo "$out" | cut -d' ' -f3) / 1024 ))
@@ -51,7 +52,7 @@ rm -f target/bench/refresh-full.times target/bench/refresh-incremental.times
 for i in $(seq 1 "$runs"); do
   # The state before the day: published, every cube built.
   take_out
-  "$bin" refresh --warehouse "$wh" > target/bench/refresh-before.log
+  "${limited[@]}" "$bin" refresh --warehouse "$wh" > target/bench/refresh-before.log
   put_back
   run incremental
   run full --full

@@ -333,9 +333,9 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 .into());
             };
             println!(
-                "ledger: {} rows built in {:.1}s, published in {:.1}s",
+                "ledger: {} rows {}, published in {:.1}s",
                 ledger.num_rows(),
-                ledger.elapsed().as_secs_f64(),
+                built(&ledger),
                 started.elapsed().as_secs_f64()
             );
             Ok(report(ledger.checks()))
@@ -490,11 +490,7 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
     let clean = catalog.rejections().is_empty() && rejected_rows == 0;
     match ledger {
         Some(ledger) => {
-            println!(
-                "ledger: {} rows built in {:.1}s",
-                ledger.num_rows(),
-                ledger.elapsed().as_secs_f64()
-            );
+            println!("ledger: {} rows {}", ledger.num_rows(), built(&ledger));
             let mut checks = ledger.checks().to_vec();
             checks.extend(
                 amoeba_engine::cube::check_published_warehouse(
