@@ -396,6 +396,127 @@ async fn an_interrupted_refresh_leaves_the_last_version_served_and_the_next_one_
     );
 }
 
+/// `amoeba check` compares every published cube with the ledger, a month at a time: a coarse
+/// row that is not the sum of its children fails both the rollup and the totals check of its
+/// grouping set, naming the month, and nothing else fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_cube_row_that_is_not_the_sum_of_its_children_fails_the_check() {
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, RecordBatch};
+    use datafusion::arrow::datatypes::Decimal128Type;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let served = refresh(root, RefreshOptions::default()).await;
+    let warehouse = served.catalog.warehouse();
+    let model = served.catalog.model().expect("model");
+    let clean = amoeba_engine::cube::check_published_warehouse(warehouse, model, &served.ctx)
+        .await
+        .expect("check");
+    assert!(
+        clean.len() > 8
+            && clean
+                .iter()
+                .all(|r| r.status == amoeba_engine::ledger::Status::Ok),
+        "{clean:?}"
+    );
+
+    // One cent more on the company total of one month of `unit_monthly`.
+    let manifest = current_manifest(warehouse, "unit_monthly")
+        .await
+        .expect("manifest")
+        .expect("published");
+    let partition = &manifest.partitions[manifest.partitions.len() / 2];
+    let file = root.join("cubes/unit_monthly").join(&partition.file);
+    let batches: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .collect::<std::result::Result<_, _>>()
+            .expect("read");
+    let coarsest = "month,quarter,year";
+    let mut tampered = 0;
+    let batches: Vec<RecordBatch> = batches
+        .into_iter()
+        .map(|b| {
+            let schema = b.schema();
+            let set = b.column(schema.index_of("_set").expect("_set")).clone();
+            let set = datafusion::arrow::compute::cast(
+                &set,
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("cast");
+            let set = set.as_string::<i32>();
+            let at = schema.index_of("net_profit").expect("net_profit");
+            let old = b.column(at).as_primitive::<Decimal128Type>();
+            let new: Decimal128Array = (0..old.len())
+                .map(|r| {
+                    let v = old.is_valid(r).then(|| old.value(r));
+                    if tampered == 0 && set.value(r) == coarsest {
+                        tampered += 1;
+                        v.map(|v| v + 1)
+                    } else {
+                        v
+                    }
+                })
+                .collect::<Decimal128Array>()
+                .with_data_type(old.data_type().clone());
+            let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+            columns[at] = Arc::new(new);
+            RecordBatch::try_new(schema, columns).expect("batch")
+        })
+        .collect();
+    assert_eq!(tampered, 1, "a company-total row in {}", partition.file);
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(&file).expect("create"),
+        batches[0].schema(),
+        None,
+    )
+    .expect("writer");
+    for b in &batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+
+    let checks = amoeba_engine::cube::check_published_warehouse(warehouse, model, &served.ctx)
+        .await
+        .expect("check");
+    let failed: Vec<_> = checks
+        .iter()
+        .filter(|r| r.status != amoeba_engine::ledger::Status::Ok)
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let rollup = failed
+        .iter()
+        .find(|r| r.check == "cube_rollup")
+        .expect("the rollup check fails");
+    assert!(
+        rollup
+            .scope
+            .starts_with(&format!("unit_monthly [{coarsest}] = Σ")),
+        "{rollup:?}"
+    );
+    // The tampered row is in one side and not the other, and the other way round.
+    assert_eq!(rollup.actual, Some(2), "{rollup:?}");
+    let totals = failed
+        .iter()
+        .find(|r| r.check == "cube_totals")
+        .expect("the totals check fails");
+    assert_eq!(totals.scope, format!("unit_monthly [{coarsest}]"));
+    assert!(
+        totals
+            .detail
+            .starts_with(&format!("{} net_profit", partition.month)),
+        "{totals:?}"
+    );
+    assert_eq!(
+        totals.actual.zip(totals.expected).map(|(a, e)| a - e),
+        Some(1)
+    );
+}
+
 /// A final aggregate a query repeats (a CTE read twice, the same derived table joined to
 /// itself) runs once for all its readers (`amoeba.share_subplans`), with the same rows as when
 /// each reference runs on its own; what could differ between runs (a volatile function, an
