@@ -237,7 +237,7 @@ async fn months_of(
 /// Compares every coarser grouping set with the finest one summed to its dimensions, a month
 /// at a time: the comparison holds both sides' rows in hash tables (EXCEPT), and a month of a
 /// fine cube is what fits (at scale 10, `sku_campaign` is 7.3 M rows, over half a million a
-/// month; all months at once took `amoeba check` past 10 GiB).
+/// month; all months at once is the likely reason `amoeba check` went past 10 GiB there).
 async fn rollups(
     ctx: &SessionContext,
     def: &CubeDef,
