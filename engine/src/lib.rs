@@ -22,6 +22,7 @@ mod pg_expandarray;
 mod pg_functions;
 mod refresher;
 mod rollup_aggregate;
+mod run_aggregate;
 mod runtime;
 mod server;
 mod session;

@@ -20,6 +20,7 @@ use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
 use crate::rollup_aggregate::RollupFromFiner;
+use crate::run_aggregate::RunAggregates;
 use crate::runtime::CooperativeJoins;
 use crate::shared_subplan::{self, ShareRepeatedAggregates};
 
@@ -78,6 +79,8 @@ pub(crate) fn new_session_in(runtime: Option<Arc<RuntimeEnv>>) -> Result<Session
         // After the eager sums: a coarse aggregate may roll up from one of them.
         .with_optimizer_rule(Arc::new(RollupFromFiner))
         .with_physical_optimizer_rules(physical_rules)
+        // Once DataFusion has chosen each aggregate's mode and input order.
+        .with_physical_optimizer_rule(Arc::new(RunAggregates))
         .with_physical_optimizer_rule(Arc::new(CooperativeJoins))
         .build();
     let ctx = SessionContext::new_with_state(state);

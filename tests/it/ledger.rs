@@ -596,6 +596,15 @@ async fn a_build_under_a_memory_limit_stages_on_disk_and_gives_the_same_ledger()
                   FROM pnl_ledger GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
     let memory_ctx = amoeba_engine::new_session().expect("session");
     in_memory.register(&memory_ctx).await.expect("register");
+    // Registered (as `amoeba query` does) and then let go of: the session still reads every
+    // row from the scratch folder, which lives as long as the session does.
+    let disk_ctx = amoeba_engine::new_session().expect("session");
+    on_disk.register(&disk_ctx).await.expect("register");
+    drop(on_disk);
+    assert_eq!(
+        rows(&disk_ctx, totals).await,
+        rows(&memory_ctx, totals).await
+    );
     std::fs::write(&model_file, &limited).expect("write model");
     let served = amoeba_engine::open_published(
         Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),

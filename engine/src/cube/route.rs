@@ -64,6 +64,10 @@ extensions_options! {
         /// aggregate over the join sums ledger columns only (off: every ledger row is joined,
         /// then summed; the same results, slower).
         pub eager_aggregation: bool, default = true
+        /// Aggregate input sorted on the group keys (the ledger by account and unit) run by
+        /// run, without hashing the keys (off: DataFusion's hash aggregate; the same results,
+        /// slower).
+        pub run_aggregation: bool, default = true
     }
 }
 

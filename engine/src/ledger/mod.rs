@@ -93,7 +93,7 @@ pub struct Ledger {
 #[derive(Debug, Clone)]
 struct Staged {
     /// Keeps the scratch folder (and so the files) until the ledger is dropped.
-    _scratch: Staging,
+    scratch: Staging,
     dir: std::path::PathBuf,
     months: BTreeMap<String, Fingerprint>,
 }
@@ -263,7 +263,7 @@ impl Ledger {
                     .await?;
                 let months = month_fingerprints(&ctx, "b_ledger").await?;
                 let staged = Staged {
-                    _scratch: staging.clone(),
+                    scratch: staging.clone(),
                     dir,
                     months,
                 };
@@ -393,7 +393,17 @@ impl Ledger {
             )));
         }
         match &self.staged {
-            Some(staged) => staging::register_ledger(ctx, LEDGER_TABLE, &staged.dir).await?,
+            Some(staged) => {
+                staging::register_ledger(ctx, LEDGER_TABLE, &staged.dir).await?;
+                // The table lists the scratch folder at each query: the folder must live as
+                // long as the session, not only as long as this ledger (`amoeba query` lets
+                // the ledger go and goes on querying).
+                ctx.state_ref().write().config_mut().set_extension(Arc::new(
+                    staging::KeptScratch {
+                        _staging: staged.scratch.clone(),
+                    },
+                ));
+            }
             None => {
                 let schema = self
                     .batches

@@ -46,6 +46,14 @@ pub(crate) enum Staging {
     Disk(Arc<Scratch>),
 }
 
+/// A session's hold on the scratch folder of the ledger it serves (a session config
+/// extension): the folder is removed with the last holder.
+#[derive(Debug)]
+pub(crate) struct KeptScratch {
+    /// Held, never read.
+    pub(crate) _staging: Staging,
+}
+
 /// A build's scratch folder and its memory limit.
 #[derive(Debug)]
 pub(crate) struct Scratch {
