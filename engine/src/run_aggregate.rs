@@ -24,14 +24,20 @@
 //!  U02      cogs        -7.00     ─┘ 2   2   last row before)
 //! ```
 //!
+//! Input sorted on some of the keys only (`ordering_mode=PartiallySorted`: `GROUP BY account,
+//! source` over the ledger, sorted by account but not by source) comes in stretches of equal
+//! sorted keys, in which the runs of the other keys recur in any order. A run's group is then
+//! looked up by its keys (Arrow's row format) among the stretch's groups: a hash lookup per
+//! run, not per row. When the sorted keys change, the stretch's groups are complete.
+//!
 //! A run may go on into the next batch, so the last group stays open: its keys are compared
 //! with the next batch's first row. Every group before it is complete, and groups are emitted
 //! (`EmitTo::First`) once a batch's worth are complete, and all at the end: the output is in
 //! the input's order and holds at most a batch and a half of groups in memory.
 //!
 //! [`RunAggregates`] replaces an `AggregateExec` by a [`RunAggregateExec`] when it reads raw
-//! rows (`Partial`, `Single`, `SinglePartitioned`), in `ordering_mode=Sorted` (its input is
-//! sorted on every group key), with one grouping (no `GROUPING SETS`), no limit and no dynamic
+//! rows (`Partial`, `Single`, `SinglePartitioned`), in `ordering_mode=Sorted` or
+//! `PartiallySorted` (keys Arrow's row format takes), with one grouping (no `GROUPING SETS`), no limit and no dynamic
 //! filter, and every aggregate has a `GroupsAccumulator`, is not `DISTINCT` and needs no input
 //! order. `SET amoeba.run_aggregation = false` keeps DataFusion's aggregate, for comparison.
 
