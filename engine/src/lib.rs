@@ -9,6 +9,7 @@
 //! The ledger (`ledger`) and the cubes (`cube`) plug into the same session.
 
 mod aggregate_rewrite;
+mod balance_scan;
 pub mod cube;
 mod eager_aggregate;
 mod error;

@@ -50,6 +50,7 @@ use std::task::{Context, Poll};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, make_comparator,
+    new_null_array,
 };
 use datafusion::arrow::compute::kernels::partition::partition;
 use datafusion::arrow::compute::{SortOptions, concat, take};
@@ -131,18 +132,24 @@ impl RunAggregateExec {
         let accumulable = aggregate.aggr_expr().iter().all(|a| {
             !a.is_distinct() && a.order_bys().is_empty() && a.groups_accumulator_supported()
         });
-        let ordered = match aggregate.input_order_mode() {
-            InputOrderMode::Sorted => true,
-            InputOrderMode::PartiallySorted(sorted) => {
-                !sorted.is_empty()
-                    && Self::key_types(&aggregate).is_some_and(|types| {
-                        RowConverter::supports_fields(
-                            &types.into_iter().map(SortField::new).collect::<Vec<_>>(),
-                        )
-                    })
-            }
-            InputOrderMode::Linear => false,
-        };
+        // The runs are found by comparing keys (Arrow's `partition`, `make_comparator`): a
+        // key type they do not take leaves the aggregate to DataFusion instead of failing
+        // when it runs.
+        let comparable = Self::key_types(&aggregate)
+            .is_some_and(|types| types.iter().all(Self::runs_can_compare));
+        let ordered = comparable
+            && match aggregate.input_order_mode() {
+                InputOrderMode::Sorted => true,
+                InputOrderMode::PartiallySorted(sorted) => {
+                    !sorted.is_empty()
+                        && Self::key_types(&aggregate).is_some_and(|types| {
+                            RowConverter::supports_fields(
+                                &types.into_iter().map(SortField::new).collect::<Vec<_>>(),
+                            )
+                        })
+                }
+                InputOrderMode::Linear => false,
+            };
         let applies = raw_input
             && ordered
             && group_by.is_single()
@@ -154,6 +161,13 @@ impl RunAggregateExec {
             aggregate,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// Whether the run kernels compare keys of type `key` (tried on two nulls).
+    fn runs_can_compare(key: &DataType) -> bool {
+        let nulls = new_null_array(key, 2);
+        make_comparator(nulls.as_ref(), nulls.as_ref(), SortOptions::default()).is_ok()
+            && partition(&[nulls]).is_ok()
     }
 
     /// The types of the group keys (`None` if one cannot be typed).

@@ -12,6 +12,7 @@ use datafusion::optimizer::Analyzer;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::balance_scan::BalanceFilteredScans;
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
 use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
@@ -79,6 +80,9 @@ pub(crate) fn new_session_in(runtime: Option<Arc<RuntimeEnv>>) -> Result<Session
         // After the eager sums: a coarse aggregate may roll up from one of them.
         .with_optimizer_rule(Arc::new(RollupFromFiner))
         .with_physical_optimizer_rules(physical_rules)
+        // Once DataFusion has split the files between the partitions and chosen each
+        // aggregate's input order (it changes only aggregates that hash their input).
+        .with_physical_optimizer_rule(Arc::new(BalanceFilteredScans))
         // Once DataFusion has chosen each aggregate's mode and input order.
         .with_physical_optimizer_rule(Arc::new(RunAggregates))
         .with_physical_optimizer_rule(Arc::new(CooperativeJoins))

@@ -68,6 +68,11 @@ extensions_options! {
         /// run, without hashing the keys (off: DataFusion's hash aggregate; the same results,
         /// slower).
         pub run_aggregation: bool, default = true
+        /// Deal the rows of a filtered file scan round-robin to the partial aggregates above
+        /// it: the ledger is sorted, so the rows a filter keeps lie together, in the byte
+        /// range of one partition (off: each partition aggregates what its range holds; the
+        /// same results, slower).
+        pub balance_scans: bool, default = true
     }
 }
 
