@@ -135,18 +135,18 @@ impl RunAggregateExec {
         // The runs are found by comparing keys (Arrow's `partition`, `make_comparator`): a
         // key type they do not take leaves the aggregate to DataFusion instead of failing
         // when it runs.
-        let comparable = Self::key_types(&aggregate)
-            .is_some_and(|types| types.iter().all(Self::runs_can_compare));
-        let ordered = comparable
+        let key_types = Self::key_types(&aggregate)?;
+        let ordered = key_types.iter().all(Self::runs_can_compare)
             && match aggregate.input_order_mode() {
                 InputOrderMode::Sorted => true,
                 InputOrderMode::PartiallySorted(sorted) => {
                     !sorted.is_empty()
-                        && Self::key_types(&aggregate).is_some_and(|types| {
-                            RowConverter::supports_fields(
-                                &types.into_iter().map(SortField::new).collect::<Vec<_>>(),
-                            )
-                        })
+                        && RowConverter::supports_fields(
+                            &key_types
+                                .into_iter()
+                                .map(SortField::new)
+                                .collect::<Vec<_>>(),
+                        )
                 }
                 InputOrderMode::Linear => false,
             };

@@ -68,10 +68,10 @@ extensions_options! {
         /// run, without hashing the keys (off: DataFusion's hash aggregate; the same results,
         /// slower).
         pub run_aggregation: bool, default = true
-        /// Deal the rows of a filtered file scan round-robin to the partial aggregates above
-        /// it: the ledger is sorted, so the rows a filter keeps lie together, in the byte
-        /// range of one partition (off: each partition aggregates what its range holds; the
-        /// same results, slower).
+        /// Cut a filtered file scan under a hash aggregate into small byte ranges that the
+        /// partitions share: the ledger is sorted, so the rows a filter keeps lie together, in
+        /// one partition's half of the files (off: each partition reads its half; the same
+        /// results, slower).
         pub balance_scans: bool, default = true
     }
 }
