@@ -307,6 +307,9 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 ),
                 None => println!("ledger: {} rows {}", ledger.num_rows(), built(ledger)),
             }
+            if let Some(changes) = ledger.input_changes() {
+                println!("inputs {}", changes.summary());
+            }
             print_cubes(&served.cubes);
             println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
             Ok(

@@ -14,6 +14,7 @@ pub mod cube;
 mod eager_aggregate;
 mod error;
 mod fingerprint;
+pub mod inputs;
 pub mod ledger;
 mod like_prefix;
 mod narrow_pnl;

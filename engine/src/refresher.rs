@@ -13,49 +13,20 @@
 //! step; routing is switched off during the swap, so no query is answered from a cube of
 //! another ledger than the one it reads.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use amoeba_catalog::{Model, Warehouse};
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
 use tokio::sync::Mutex;
 
 use crate::cube::{self, CubeRoutes, CubeStatus, Outcome, RefreshOptions};
 use crate::error::{EngineError, Result};
+use crate::inputs::InputListing;
 use crate::session::{CATALOG_NAME, Served, open_published};
 
-/// Folders of the warehouse that are Amoeba's output, not inputs.
-const OUTPUTS: [&str; 3] = ["ledger", "cubes", "truth"];
 /// The schemas a refresh replaces.
 const SCHEMAS: [&str; 3] = [cube::CUBES_SCHEMA, "raw", "public"];
-
-/// One input object, as listed: path, size, last modified (ms).
-type Listed = (String, u64, i64);
-
-/// A fingerprint of what a ledger build reads — every input object as listed (path, size, last
-/// modified: the exports and the model) — and of the program that builds it (its version and
-/// executable), so that another build of Amoeba never serves a ledger this one did not make.
-pub(crate) async fn inputs_fingerprint(warehouse: &Warehouse) -> Result<String> {
-    let program = std::env::current_exe()
-        .and_then(|exe| {
-            let meta = std::fs::metadata(&exe)?;
-            let modified = meta
-                .modified()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            Ok(format!("{} {} {modified}", exe.display(), meta.len()))
-        })
-        // Not knowing the program makes the fingerprint unique: the ledger is always built.
-        .unwrap_or_else(|e| format!("unknown program ({e}) at {}", crate::objects::now_ms()));
-    let mut text = format!("amoeba {}\n{program}\n", env!("CARGO_PKG_VERSION"));
-    for (path, size, modified) in list_inputs(warehouse).await? {
-        text.push_str(&format!("{path}\t{size}\t{modified}\n"));
-    }
-    Ok(crate::fingerprint::of_text(&text))
-}
 
 /// Refreshes a served warehouse in place.
 pub struct Refresher {
@@ -67,7 +38,7 @@ pub struct Refresher {
 
 /// What the served state was built from, and the cubes' statuses.
 struct ServedState {
-    inputs: BTreeSet<Listed>,
+    inputs: InputListing,
     model: Option<Model>,
     statuses: Vec<CubeStatus>,
 }
@@ -76,7 +47,7 @@ impl Refresher {
     /// Opens `warehouse` (builds the ledger, refreshes the cubes) and returns the refresher of
     /// the served session, with what the first refresh did.
     pub async fn open(warehouse: Warehouse) -> Result<(Refresher, Served)> {
-        let inputs = list_inputs(&warehouse).await?;
+        let inputs = InputListing::of(&warehouse).await?;
         let served = open_published(warehouse.clone(), RefreshOptions::default()).await?;
         let refresher = Refresher {
             warehouse,
@@ -99,7 +70,7 @@ impl Refresher {
     /// `force`); returns the cubes' statuses when it refreshed.
     pub async fn refresh_if_changed(&self, force: bool) -> Result<Option<Vec<CubeStatus>>> {
         let mut served = self.served.lock().await;
-        let now = list_inputs(&self.warehouse).await?;
+        let now = InputListing::of(&self.warehouse).await?;
         if !force && now == served.inputs {
             return Ok(None);
         }
@@ -277,30 +248,4 @@ impl Refresher {
 
 fn routes(ctx: &SessionContext) -> Option<Arc<CubeRoutes>> {
     ctx.state().config().get_extension::<CubeRoutes>()
-}
-
-/// Every input object of the warehouse (everything but Amoeba's own output).
-pub(crate) async fn list_inputs(warehouse: &Warehouse) -> Result<BTreeSet<Listed>> {
-    let prefix = warehouse.prefix();
-    let listed: Vec<_> = warehouse
-        .store()
-        .list(Some(prefix))
-        .try_collect()
-        .await
-        .map_err(crate::objects::store_err(prefix))?;
-    Ok(listed
-        .into_iter()
-        .filter_map(|m| {
-            let rel: Vec<_> = m.location.prefix_match(prefix)?.collect();
-            let first = rel.first()?.as_ref().to_string();
-            if OUTPUTS.contains(&first.as_str()) || first.starts_with('.') {
-                return None;
-            }
-            Some((
-                m.location.to_string(),
-                m.size,
-                m.last_modified.timestamp_millis(),
-            ))
-        })
-        .collect())
 }

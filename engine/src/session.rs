@@ -16,6 +16,7 @@ use crate::balance_scan::BalanceFilteredScans;
 use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, RefreshOptions};
 use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
+use crate::inputs::{InputChanges, InputListing};
 use crate::ledger::{Ledger, LedgerManifest, current_manifest};
 use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
@@ -160,7 +161,8 @@ pub struct Served {
 pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Result<Served> {
     // Listed before the catalog reads anything: an input that lands meanwhile makes the next
     // start rebuild, never serve a ledger without it.
-    let inputs = crate::refresher::inputs_fingerprint(&warehouse).await?;
+    let listing = InputListing::of(&warehouse).await?;
+    let inputs = listing.fingerprint();
     let catalog = Catalog::open(warehouse).await?;
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
@@ -182,7 +184,20 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
                 );
                 Ledger::reused(model.clone(), manifest)
             }
-            _ => Ledger::build(&served.catalog).await?.with_inputs(inputs),
+            published => {
+                let changes = match &published {
+                    Some(manifest) => {
+                        input_changes(served.catalog.warehouse(), manifest, &listing).await?
+                    }
+                    None => None,
+                };
+                if let Some(changes) = &changes {
+                    log::info!("inputs {}", changes.summary());
+                }
+                Ledger::build(&served.catalog)
+                    .await?
+                    .with_inputs(inputs, listing, changes)
+            }
         };
         let manifest = ledger
             .publish(served.catalog.warehouse(), &served.ctx)
@@ -250,6 +265,23 @@ async fn hold_master_data(ctx: &SessionContext) -> Result<()> {
 }
 
 /// When the newest served input file landed (Unix ms).
+/// What changed in the inputs since the published version `manifest` was built, when it
+/// stored its listing (versions published before listings were stored did not).
+async fn input_changes(
+    warehouse: &Warehouse,
+    manifest: &LedgerManifest,
+    listing: &InputListing,
+) -> Result<Option<InputChanges>> {
+    let Some(before) = crate::ledger::published_listing(warehouse, &manifest.version).await? else {
+        return Ok(None);
+    };
+    Ok(Some(InputChanges::between(
+        &manifest.version,
+        &before,
+        listing,
+    )))
+}
+
 fn newest_input_ms(catalog: &Catalog) -> Option<u64> {
     catalog
         .files()

@@ -230,9 +230,30 @@ async fn cubes_are_checked_published_and_refreshed_only_where_inputs_changed() {
     let unchanged_rows = cube_rows(&again.ctx, "sku_campaign").await;
 
     // New orders in the last month: only the months whose ledger changed are rebuilt.
-    add_new_orders(root).await;
+    let added = add_new_orders(root).await;
     let incremental = refresh(root, RefreshOptions::default()).await;
     let after = incremental.ledger_manifest.clone().expect("ledger");
+    // The build knows what changed since the version it replaces: the one file added.
+    let changes = incremental
+        .ledger
+        .as_ref()
+        .and_then(|l| l.input_changes())
+        .expect("the changes since the published version");
+    let added = added
+        .strip_prefix(root)
+        .expect("in the warehouse")
+        .to_string_lossy()
+        .to_string();
+    assert_eq!(changes.since, ledger.version);
+    assert_eq!(changes.added, vec![added]);
+    assert!(changes.replaced.is_empty() && changes.removed.is_empty());
+    assert_eq!(
+        changes.summary(),
+        format!(
+            "since {}: 1 added (exports/pdd/orders 1), 0 replaced, 0 removed",
+            ledger.version
+        )
+    );
     let changed: Vec<String> = after
         .months
         .iter()

@@ -352,3 +352,49 @@ async fn the_sku_chain_is_served_from_a_cube() {
         "{checks:?}"
     );
 }
+
+/// The stock book: 1,000 units received in February at 42.00, all issued in March, 120
+/// restocked — the month-end stock at cost, and how it rolls forward into the ledger's COGS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn month_end_stock_rolls_forward_into_the_ledger_cogs() {
+    let (_dir, ctx, _, _) = open().await;
+    assert_eq!(
+        rows(
+            &ctx,
+            "SELECT month, sku, warehouse, CAST(units AS VARCHAR), CAST(value AS VARCHAR) \
+             FROM stock_balances ORDER BY month"
+        )
+        .await,
+        vec![
+            vec!["2025-02", "DEMO-1", "杭州仓", "1000", "42000.00"],
+            vec!["2025-03", "DEMO-1", "杭州仓", "120", "5040.00"],
+        ]
+    );
+    // March's change of stock (5,040.00 − 42,000.00) is its COGS: −42,000.00 issued, +5,040.00
+    // returned.
+    assert_eq!(
+        rows(
+            &ctx,
+            "SELECT scope, status, CAST(expected AS VARCHAR), CAST(actual AS VARCHAR) \
+             FROM amoeba_checks WHERE \"check\" = 'stock_rollforward' ORDER BY scope"
+        )
+        .await,
+        vec![
+            vec!["2025-02", "ok", "42000.00", "42000.00"],
+            vec!["2025-03", "ok", "-36960.00", "-36960.00"],
+        ]
+    );
+    // 库存周转率 over March: |COGS| / the average of the opening and closing stock.
+    assert_eq!(
+        scalar(
+            &ctx,
+            "WITH s AS (SELECT month, SUM(value) AS value FROM stock_balances GROUP BY month) \
+             SELECT CAST(round(inventory_turnover( \
+                      (SELECT SUM(cogs) FROM pnl WHERE month = '2025-03'), \
+                      (SELECT (a.value + b.value) / 2 FROM s a, s b \
+                       WHERE a.month = '2025-02' AND b.month = '2025-03')), 4) AS VARCHAR)"
+        )
+        .await,
+        "1.5714"
+    );
+}

@@ -191,6 +191,25 @@ fn comparisons() -> Vec<(&'static str, String)> {
                 .to_string(),
         ),
         (
+            // The stock book (b_stock, one row per chain and month) against the ledger: a
+            // month's change of stock value is its receipts plus its COGS and inventory-loss
+            // rows. A costed movement missing from the ledger, or posted to another month
+            // than the one it was costed in, shows here.
+            "stock_rollforward",
+            "WITH v AS (SELECT month, SUM(value) AS v FROM b_stock GROUP BY month), \
+                  b AS (SELECT month, v - COALESCE(lag(v) OVER (ORDER BY month), 0) AS v FROM v), \
+                  r AS (SELECT month, SUM(value) AS v FROM b_costed WHERE kind = 'receipt' GROUP BY month), \
+                  l AS (SELECT month, SUM(amount) AS v FROM b_ledger_sums \
+                        WHERE account IN ('cogs', 'inventory_loss') GROUP BY month), \
+                  p AS (SELECT COALESCE(r.month, l.month) AS month, \
+                               COALESCE(r.v, 0) + COALESCE(l.v, 0) AS v \
+                        FROM r FULL JOIN l ON r.month = l.month) \
+             SELECT COALESCE(b.month, p.month), COALESCE(b.v, 0), COALESCE(p.v, 0), \
+                    'month-end stock value less the month before vs receipts + cogs + inventory_loss' \
+             FROM b FULL JOIN p ON b.month = p.month"
+                .to_string(),
+        ),
+        (
             "company_equals_units",
             "SELECT 'all', (SELECT COALESCE(SUM(amount), 0) FROM b_ledger_sums), \
                     (SELECT COALESCE(SUM(l.amount), 0) FROM b_ledger_sums l JOIN b_units u ON u.unit_id = l.unit_id), \

@@ -9,8 +9,9 @@
 //!       ├─ FEES    on the line │ spread over the order's lines by net sales │ on the shop
 //!       ├─ ADS     on the SKU  │ spread over the shop's SKUs sold that day  │ on the shop
 //!       ├─ FREIGHT spread over the order's lines │ fallback unit
-//!       └─ b_moves ─► cost::cost_batch (FIFO │ moving average, per SKU × warehouse)
+//!       └─ b_moves ─► cost::cost_batch_from (FIFO │ moving average, per SKU × warehouse)
 //!                      ─► COGS, reversals of restocked returns, inventory losses
+//!                      ─► the stock book: each chain's stock at each month end (stock.rs)
 //!                                  │ UNION ALL, summed at the ledger grain
 //!                                  ▼
 //!                               b_base ─► drivers (month × unit) ─► allocation::apply
@@ -20,6 +21,7 @@
 //!                                  │                              account, unit, date, …)
 //!                                  │
 //!            checks::run ─► amoeba_checks     store::publish ─► ledger/v<N>/month=…/*.parquet
+//!                                                              + _stock.book (stock_balances)
 //! ```
 //!
 //! Every spread uses exact allocation (`allocate_exact`, the udfs kernel): shares in cents that
@@ -40,6 +42,7 @@ mod cost;
 mod sources;
 mod spread;
 mod staging;
+mod stock;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,12 +62,15 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
 use crate::fingerprint::{self, Fingerprint};
+use crate::inputs::{InputChanges, InputListing};
 use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
 use staging::Staging;
+pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
 pub use store::{
     LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
+    published_listing,
 };
 
 use allocation::{Drivers, Expense, MonthRow};
@@ -78,10 +84,16 @@ pub struct Ledger {
     batches: Vec<RecordBatch>,
     /// The number of rows built (kept when the rows are let go after publishing).
     rows: usize,
+    /// The stock book (`stock.rs`): built with the ledger, or read back with a reused one.
+    stock: Option<RecordBatch>,
     checks: Vec<CheckRow>,
     elapsed: Duration,
     /// The fingerprint of the inputs it was built from, recorded when it is published.
     inputs: Option<String>,
+    /// The inputs as listed when it was built, stored beside the version it is published as.
+    listing: Option<InputListing>,
+    /// What changed in the inputs since the version it replaces was built.
+    changes: Option<InputChanges>,
     /// The published version it is, when reused.
     reused: Option<LedgerManifest>,
     /// Built with its working tables on disk: the rows are in the scratch folder, not in
@@ -163,7 +175,16 @@ impl Ledger {
         let moves = ctx.sql(&sources::moves(&model)).await?;
         let schema: SchemaRef = Arc::new(moves.schema().as_arrow().clone());
         let moves = concat_batches(&schema, &moves.collect().await?)?;
-        let costed = cost::cost_batch(model.costing, &moves)?;
+        let moves = stock::with_month(&cost::with_utf8_line(&moves)?)?;
+        // The stock book: each chain's stock at each month end (served as stock_balances).
+        let mut pages = Vec::new();
+        let method = model.costing;
+        let costed = cost::cost_batch_from(
+            method,
+            &moves,
+            &mut |_, _| cost::Stock::new(method),
+            Some(&mut pages),
+        )?;
         drop(moves);
         staging.batch(&ctx, "b_costed", costed).await?;
         lap(&mut step, "costing");
@@ -225,6 +246,9 @@ impl Ledger {
         months.extend(expenses.iter().map(|e| e.month.clone()));
         let rules = allocation::apply(&model, &expenses, &drivers, &totals, &months)?;
         register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
+        let stock = stock::book_batch(&pages, months.iter().next_back().map(String::as_str))?;
+        drop(pages);
+        register(&ctx, "b_stock", stock.clone())?;
         lap(&mut step, "pools, settlement, step-down");
 
         // Sorted by account within each month: most ledger queries select accounts
@@ -286,9 +310,12 @@ impl Ledger {
             model,
             rows,
             batches,
+            stock: Some(stock),
             checks,
             elapsed: started.elapsed(),
             inputs: None,
+            listing: None,
+            changes: None,
             reused: None,
             staged,
         })
@@ -301,19 +328,37 @@ impl Ledger {
             model,
             batches: Vec::new(),
             rows: 0,
+            stock: None,
             checks: manifest.checks.clone(),
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),
+            listing: None,
+            changes: None,
             reused: Some(manifest),
             staged: None,
         }
     }
 
-    /// Records the fingerprint of the inputs it was built from (written into its manifest, so
-    /// that the next start on the same inputs reuses it).
-    pub(crate) fn with_inputs(mut self, inputs: String) -> Ledger {
+    /// Records the inputs it was built from: their fingerprint (written into its manifest, so
+    /// that the next start on the same inputs reuses it), their listing (stored with the
+    /// version, for the next refresh to compare) and what changed since the version it
+    /// replaces.
+    pub(crate) fn with_inputs(
+        mut self,
+        inputs: String,
+        listing: InputListing,
+        changes: Option<InputChanges>,
+    ) -> Ledger {
         self.inputs = Some(inputs);
+        self.listing = Some(listing);
+        self.changes = changes;
         self
+    }
+
+    /// What changed in the inputs since the version this build replaces was built (`None`
+    /// for a reused ledger, a first build, or a version that stored no listing).
+    pub fn input_changes(&self) -> Option<&InputChanges> {
+        self.changes.as_ref()
     }
 
     /// The published version reused instead of a build, if it is one.
@@ -416,7 +461,7 @@ impl Ledger {
                 )?;
             }
         }
-        self.register_views(ctx).await
+        self.register_views(ctx, self.stock.as_ref()).await
     }
 
     /// Writes the ledger as Parquet into the warehouse (a new version, partitioned by month,
@@ -433,11 +478,26 @@ impl Ledger {
             None => store::publish(self, warehouse).await?,
         };
         store::register_published(ctx, warehouse, &manifest.version).await?;
-        self.register_views(ctx).await?;
+        let stock = match &self.stock {
+            Some(book) => Some(book.clone()),
+            None => store::published_stock(warehouse, &manifest.version).await?,
+        };
+        self.register_views(ctx, stock.as_ref()).await?;
         Ok(manifest)
     }
 
-    async fn register_views(&self, ctx: &SessionContext) -> Result<()> {
+    async fn register_views(
+        &self,
+        ctx: &SessionContext,
+        stock: Option<&RecordBatch>,
+    ) -> Result<()> {
+        let stock = match stock {
+            Some(book) => {
+                MemTable::try_new(stock::served_schema(), vec![vec![stock::served(book)?]])?
+            }
+            None => MemTable::try_new(stock::served_schema(), vec![Vec::new()])?,
+        };
+        ctx.register_table(STOCK_TABLE, Arc::new(stock))?;
         ctx.register_table(
             "amoeba_units",
             Arc::new(MemTable::try_new(

@@ -3,6 +3,9 @@
 //! ```text
 //!  <warehouse>/ledger/v<millis>/month=2025-01/<part>.parquet
 //!                              month=2025-02/…
+//!                              _manifest.json   rows, each month's fingerprint, the checks
+//!                              _inputs.json     the inputs it was built from, as listed
+//!                              _stock.book      the stock book (Parquet): month-end stock, at cost
 //!  <warehouse>/ledger/_current            "v<millis>"   ◄── written last: the publish
 //! ```
 //!
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use amoeba_catalog::Warehouse;
 use amoeba_catalog::cube::layers;
 use amoeba_catalog::model::Model;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
@@ -29,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Ledger;
 use crate::error::{EngineError, Result};
+use crate::inputs::InputListing;
 use crate::objects::{self, dir_url, next_version, now_ms};
 
 /// The ledger table.
@@ -39,6 +44,11 @@ pub const PNL_VIEW: &str = "pnl";
 pub const LEDGER_DIR: &str = "ledger";
 const CURRENT: &str = "_current";
 const MANIFEST: &str = "_manifest.json";
+/// The inputs a version was built from, as listed ([`InputListing`]).
+const INPUTS: &str = "_inputs.json";
+/// Its stock book (`stock.rs`): Parquet, named so that the ledger table (every `.parquet`
+/// file under the version's folder) does not list it.
+const STOCK: &str = "_stock.book";
 
 /// Rows per row group of a ledger file. A month (half a million rows at scale 1) is a few
 /// row groups, not one: a query of one month is scanned by every core (DataFusion splits a
@@ -106,6 +116,40 @@ fn manifest_path(version: &str) -> String {
     format!("{LEDGER_DIR}/{version}/{MANIFEST}")
 }
 
+fn stock_path(version: &str) -> String {
+    format!("{LEDGER_DIR}/{version}/{STOCK}")
+}
+
+/// The stock book of version `version` (`None` for a version published before books were
+/// kept: `stock_balances` is then empty until the next build).
+pub(crate) async fn published_stock(
+    warehouse: &Warehouse,
+    version: &str,
+) -> Result<Option<RecordBatch>> {
+    let at = stock_path(version);
+    match objects::read(warehouse, &at).await? {
+        Some(bytes) => super::stock::from_parquet(bytes, &at).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn listing_path(version: &str) -> String {
+    format!("{LEDGER_DIR}/{version}/{INPUTS}")
+}
+
+/// The inputs version `version` was built from, as listed then (`None` for a version
+/// published before listings were stored).
+pub async fn published_listing(
+    warehouse: &Warehouse,
+    version: &str,
+) -> Result<Option<InputListing>> {
+    let at = listing_path(version);
+    match objects::read(warehouse, &at).await? {
+        Some(bytes) => InputListing::from_json(&bytes, &at).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Writes a new version and points `_current` at it; returns its manifest.
 pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<LedgerManifest> {
     let previous = current_version(warehouse).await?;
@@ -147,6 +191,17 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
         inputs: ledger.inputs.clone(),
         checks: ledger.checks().to_vec(),
     };
+    if let Some(listing) = &ledger.listing {
+        objects::write(warehouse, &listing_path(&version), listing.to_json()?).await?;
+    }
+    if let Some(book) = &ledger.stock {
+        objects::write(
+            warehouse,
+            &stock_path(&version),
+            super::stock::to_parquet(book)?,
+        )
+        .await?;
+    }
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| EngineError::ledger(format!("manifest of {version}: {e}")))?;
     objects::write(warehouse, &manifest_path(&version), json).await?;
