@@ -500,12 +500,12 @@ pub(crate) fn issued_by_chain(
     let col = |name: &str| {
         costed
             .column_by_name(name)
-            .ok_or_else(|| EngineError::ledger(format!("costing book: no column '{name}'")))
+            .ok_or_else(|| EngineError::ledger(format!("stock book: no column '{name}'")))
     };
     let text = |name: &str| -> Result<&datafusion::arrow::array::StringArray> {
         col(name)?
             .as_string_opt::<i32>()
-            .ok_or_else(|| EngineError::ledger(format!("costing book: '{name}' is not Utf8")))
+            .ok_or_else(|| EngineError::ledger(format!("stock book: '{name}' is not Utf8")))
     };
     let (sku, warehouse, kind, line) = (
         text("sku")?,
@@ -517,7 +517,7 @@ pub(crate) fn issued_by_chain(
     let qty = qty.as_primitive::<Int64Type>();
     let value = col("value_e4")?
         .as_primitive_opt::<Decimal128Type>()
-        .ok_or_else(|| EngineError::ledger("costing book: 'value_e4' is not a decimal"))?;
+        .ok_or_else(|| EngineError::ledger("stock book: 'value_e4' is not a decimal"))?;
     let mut out: HashMap<(String, String), IssuedByLine<'_>> = HashMap::new();
     for i in 0..costed.num_rows() {
         if kind.value(i) != "issue" || line.is_null(i) {
@@ -651,6 +651,7 @@ mod tests {
         let out: i128 = (0..7).map(|_| s.apply(issue(1, "L")).value_cents).sum();
         assert_eq!(out, -100);
     }
+
     /// A test movement: (sku, month, kind, qty, receipt value × 10^4, line).
     type Row<'a> = (&'a str, String, &'a str, i64, Option<i128>, Option<String>);
 
