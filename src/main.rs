@@ -310,6 +310,9 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             if let Some(changes) = ledger.input_changes() {
                 println!("inputs {}", changes.summary());
             }
+            if let Some(closure) = ledger.closure() {
+                println!("{}", closure.summary());
+            }
             print_cubes(&served.cubes);
             println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
             Ok(

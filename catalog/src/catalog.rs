@@ -6,7 +6,8 @@
 //!        │ newest delivery of each natural key wins (max(_delivery) by key, joined back)
 //!  raw.<p>_<kind>             one row per natural key: the platform's columns, as exported
 //!        │ mapping parts (SQL), cast to the unified types, UNION ALL over platforms
-//!  raw.<view>_mapped          every mapped row, with its _delivery
+//!  raw.<view>_mapped          every mapped row, with its _delivery (and _joined_delivery,
+//!        │                    the other side's, for a part that joins two sources)
 //!        │ rows whose required columns are all present
 //!  <view>                     order_lines, refunds, fees, ad_spend, … (public)
 //!
@@ -247,6 +248,10 @@ impl Catalog {
                     ));
                 }
                 select.push(format!("CAST(({}) AS BIGINT) AS _delivery", part.delivery));
+                select.push(format!(
+                    "CAST(({}) AS BIGINT) AS _joined_delivery",
+                    part.joined_delivery.as_deref().unwrap_or("NULL")
+                ));
                 let mut sql = format!("SELECT {} FROM {}", select.join(", "), expand(&part.from)?);
                 if let Some(filter) = &part.filter {
                     sql.push_str(&format!(" WHERE ({})", expand(filter)?));
@@ -271,7 +276,10 @@ impl Catalog {
                         sql_ident(c.name)
                     )
                 })
-                .chain(["CAST(NULL AS BIGINT) AS _delivery".to_string()])
+                .chain(
+                    ["_delivery", "_joined_delivery"]
+                        .map(|c| format!("CAST(NULL AS BIGINT) AS {c}")),
+                )
                 .collect();
             parts.push(format!("SELECT {} WHERE false", select.join(", ")));
         }

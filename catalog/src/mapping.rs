@@ -17,6 +17,7 @@
 //! from = '{order_items} i JOIN {orders} o ON …'   SQL relation; {kind} = de-duplicated source
 //! where = 'o."订单付款时间 " IS NOT NULL'           optional
 //! delivery = "i._delivery"                        which source's delivery a row comes from
+//! joined_delivery = "o._delivery"                 a part that reads two sources: the other's
 //! columns = { order_id = 'i."订单编号"', … }       unified column = SQL expression
 //! ```
 //!
@@ -99,6 +100,12 @@ pub struct ViewPart {
     /// Expression giving the delivery number of the row's source file.
     #[serde(default = "default_delivery")]
     pub delivery: String,
+    /// For a part that reads two sources (items joined to their order header): the delivery
+    /// number of the other source's row. A row changes when either side is delivered again,
+    /// and the incremental build finds changed rows by their deliveries, so a joined part
+    /// must name both (the mapping check rejects one that does not).
+    #[serde(default)]
+    pub joined_delivery: Option<String>,
     /// Unified column name → SQL expression.
     pub columns: BTreeMap<String, String>,
 }
@@ -293,9 +300,50 @@ impl Mapping {
                 {
                     self.expand(text).map_err(&err)?;
                 }
+                let read = self.sources_read_by(part);
+                match (read.as_slice(), &part.joined_delivery) {
+                    ([_, _], None) => {
+                        return Err(err(format!(
+                            "views.{view}[{i}] reads two sources ({}): set joined_delivery to \
+                             the delivery of the one `delivery` does not name (e.g. \
+                             \"o._delivery\"), so that a new delivery of either is seen",
+                            read.join(", ")
+                        )));
+                    }
+                    ([_, _, _, ..], _) => {
+                        return Err(err(format!(
+                            "views.{view}[{i}] reads {} sources ({}): a part may join at most \
+                             two; make a part per pair, or join in a wider source",
+                            read.len(),
+                            read.join(", ")
+                        )));
+                    }
+                    ([] | [_], Some(_)) => {
+                        return Err(err(format!(
+                            "views.{view}[{i}].joined_delivery: the part reads one source only"
+                        )));
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(())
+    }
+
+    /// The distinct sources one part reads (`{source}` in its `from` and `where`), by name.
+    fn sources_read_by(&self, part: &ViewPart) -> Vec<&str> {
+        self.sources
+            .keys()
+            .filter(|kind| {
+                let placeholder = format!("{{{kind}}}");
+                part.from.contains(&placeholder)
+                    || part
+                        .filter
+                        .as_deref()
+                        .is_some_and(|f| f.contains(&placeholder))
+            })
+            .map(String::as_str)
+            .collect()
     }
 
     /// How many times the view parts read each source (`{source}` in their `from` and
@@ -401,6 +449,41 @@ mod tests {
             .expect_err("bad layout")
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_part_that_joins_two_sources_names_both_deliveries() {
+        let mapping = |part: &str| {
+            format!(
+                "name = \"x\"\nlayout = \"platform\"\n\
+                 [sources.orders]\nkey = [\"id\"]\ncolumns = {{ id = \"string\" }}\n\
+                 [sources.items]\nkey = [\"lid\"]\ncolumns = {{ lid = \"string\", id = \"string\" }}\n\
+                 [[views.refunds]]\n{part}\n\
+                 columns = {{ shop_id = \"i.shop_id\", order_id = \"i.id\", line_id = \"i.lid\", \
+                 amount = \"0\", refunded_at = \"NULL\", kind = \"'x'\" }}\n"
+            )
+        };
+        let joined = "from = \"{items} i JOIN {orders} o ON o.id = i.id\"";
+        let e = Mapping::parse("x.toml", &mapping(joined))
+            .expect_err("no joined_delivery")
+            .to_string();
+        assert!(
+            e.contains("views.refunds[0] reads two sources (items, orders)")
+                && e.contains("joined_delivery"),
+            "{e}"
+        );
+        let named =
+            format!("{joined}\ndelivery = \"i._delivery\"\njoined_delivery = \"o._delivery\"");
+        let parsed = Mapping::parse("x.toml", &mapping(&named)).expect("both named");
+        assert_eq!(
+            parsed.views["refunds"][0].joined_delivery.as_deref(),
+            Some("o._delivery")
+        );
+        let single = "from = \"{items} i\"\njoined_delivery = \"i._delivery\"";
+        let e = Mapping::parse("x.toml", &mapping(single))
+            .expect_err("one source")
+            .to_string();
+        assert!(e.contains("reads one source only"), "{e}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod session;
 mod shared_subplan;
 
 pub use error::{EngineError, Result};
-pub use ledger::Ledger;
+pub use ledger::{Closure, Ledger};
 pub use refresher::Refresher;
 pub use runtime::query_runtime;
 pub use server::{

@@ -17,7 +17,7 @@ use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, Refre
 use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
 use crate::inputs::{InputChanges, InputListing};
-use crate::ledger::{Ledger, LedgerManifest, current_manifest};
+use crate::ledger::{Ledger, LedgerManifest, closure_of, current_manifest};
 use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
@@ -191,12 +191,22 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
                     }
                     None => None,
                 };
-                if let Some(changes) = &changes {
-                    log::info!("inputs {}", changes.summary());
-                }
+                let closure = match (&changes, &published) {
+                    (Some(changes), Some(manifest)) => {
+                        log::info!("inputs {}", changes.summary());
+                        let last_month = manifest.months.keys().next_back();
+                        let closure =
+                            closure_of(&served.catalog, changes, last_month.map(String::as_str))
+                                .await?;
+                        log::info!("{}", closure.summary());
+                        Some(closure)
+                    }
+                    _ => None,
+                };
                 Ledger::build(&served.catalog)
                     .await?
                     .with_inputs(inputs, listing, changes)
+                    .with_closure(closure)
             }
         };
         let manifest = ledger
@@ -264,7 +274,6 @@ async fn hold_master_data(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// When the newest served input file landed (Unix ms).
 /// What changed in the inputs since the published version `manifest` was built, when it
 /// stored its listing (versions published before listings were stored did not).
 async fn input_changes(
@@ -282,6 +291,7 @@ async fn input_changes(
     )))
 }
 
+/// When the newest served input file landed (Unix ms).
 fn newest_input_ms(catalog: &Catalog) -> Option<u64> {
     catalog
         .files()

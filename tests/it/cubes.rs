@@ -12,7 +12,9 @@ use amoeba_engine::cube::{CubeStatus, Outcome, RefreshOptions, current_manifest}
 use amoeba_engine::{Served, open_published};
 use datafusion::prelude::SessionContext;
 
-use crate::support::{Rng, copy_warehouse, rows, scalar, warehouse};
+use crate::support::{
+    Rng, copy_warehouse, parquet_files, rewrite_parquet, rows, scalar, warehouse,
+};
 
 async fn refresh(root: &Path, options: RefreshOptions) -> Served {
     open_published(
@@ -62,10 +64,7 @@ fn version_dirs(root: &Path, cube: &str) -> Vec<String> {
 /// A new PDD order file in the last month of `shop`'s orders: the rows of its last file with
 /// new order ids (new sales, in that month only).
 async fn add_new_orders(root: &Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = walk(&root.join("exports/pdd/orders"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let mut files: Vec<PathBuf> = parquet_files(&root.join("exports/pdd/orders"));
     files.sort_by_key(|p| {
         let dt = p
             .parent()
@@ -75,41 +74,13 @@ async fn add_new_orders(root: &Path) -> PathBuf {
     });
     let last = files.last().expect("a pdd orders file").clone();
     let to = last.with_file_name("part-999999-0009-extra.parquet");
-    let ctx = SessionContext::new();
-    ctx.register_parquet("t", last.to_string_lossy().as_ref(), Default::default())
-        .await
-        .expect("register");
-    let batches = ctx
-        .sql("SELECT * REPLACE (concat(\"订单号\", '-EXTRA') AS \"订单号\") FROM t")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
-    let schema = batches.first().map(|b| b.schema()).expect("a batch");
-    let file = std::fs::File::create(&to).expect("create");
-    let mut writer =
-        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
-    for b in &batches {
-        writer.write(b).expect("write");
-    }
-    writer.close().expect("close");
+    rewrite_parquet(
+        &last,
+        &to,
+        "SELECT * REPLACE (concat(\"订单号\", '-EXTRA') AS \"订单号\") FROM t",
+    )
+    .await;
     to
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +234,18 @@ async fn cubes_are_checked_published_and_refreshed_only_where_inputs_changed() {
     assert!(
         !changed.is_empty() && changed.len() < months.len() / 2,
         "{changed:?}"
+    );
+    // … which the closure of the change (what the incremental build will rebuild) holds.
+    let closure = incremental
+        .ledger
+        .as_ref()
+        .and_then(|l| l.closure())
+        .expect("a closure");
+    assert_eq!(closure.deliveries, 1, "{}", closure.summary());
+    assert!(
+        changed.iter().all(|m| closure.months.contains(m)),
+        "{changed:?} against {}",
+        closure.summary()
     );
     for cube in ["unit_monthly", "shop_daily", "sku_campaign"] {
         assert_eq!(rebuilt(&incremental.cubes, cube), changed, "{cube}");

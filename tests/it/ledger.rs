@@ -7,7 +7,7 @@ use amoeba_catalog::{Catalog, Model, Warehouse};
 use amoeba_engine::{Ledger, LedgerMode};
 use datafusion::prelude::SessionContext;
 
-use crate::support::{copy_warehouse, rows, scalar, warehouse};
+use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, scalar, warehouse};
 
 async fn open(path: &Path) -> (SessionContext, Catalog, Ledger) {
     let (ctx, catalog, ledger) = amoeba_engine::open_with_ledger(
@@ -200,7 +200,6 @@ async fn moving_average_reconciles_and_the_build_is_deterministic() {
 async fn broken_inputs_are_reported_not_dropped() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
     let root = copy.path();
-    let ctx = SessionContext::new();
     // 1. A fee name no mapping knows, in a new delivery of a tmall ledger file.
     let ledger_file = first_file(&root.join("exports/tmall/ledger"));
     let shop_dir = ledger_file
@@ -209,8 +208,7 @@ async fn broken_inputs_are_reported_not_dropped() {
         .expect("shop dir");
     let new_dir = shop_dir.join("dt=2026-01-05");
     std::fs::create_dir_all(&new_dir).expect("mkdir");
-    rewrite(
-        &ctx,
+    rewrite_parquet(
         &ledger_file,
         &new_dir.join("part-9999-mystery.parquet"),
         "SELECT concat(\"账务流水号\", '-X') AS \"账务流水号\", \"业务流水号\", \"商户订单号\", \"发生时间\", \
@@ -227,10 +225,9 @@ async fn broken_inputs_are_reported_not_dropped() {
         )
         .await
     };
-    for file in files(&root.join("erp/purchases")) {
+    for file in parquet_files(&root.join("erp/purchases")) {
         let tmp = file.with_extension("tmp");
-        rewrite(
-            &ctx,
+        rewrite_parquet(
             &file,
             &tmp,
             &format!("SELECT * FROM t WHERE \"商家编码\" <> '{sku}'"),
@@ -308,45 +305,11 @@ async fn broken_inputs_are_reported_not_dropped() {
     );
 }
 
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn first_file(dir: &Path) -> std::path::PathBuf {
-    files(dir).into_iter().next().expect("a parquet file")
-}
-
-/// Writes `select` over the Parquet file `from` (as `t`) to the file `to`.
-async fn rewrite(ctx: &SessionContext, from: &Path, to: &Path, select: &str) {
-    let _ = ctx.deregister_table("t");
-    ctx.register_parquet("t", from.to_string_lossy().as_ref(), Default::default())
-        .await
-        .expect("register");
-    let batches = ctx
-        .sql(select)
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
-    let schema = batches.first().map(|b| b.schema()).expect("a batch");
-    let file = std::fs::File::create(to).expect("create");
-    let mut writer =
-        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
-    for b in &batches {
-        writer.write(b).expect("write");
-    }
-    writer.close().expect("close");
+    parquet_files(dir)
+        .into_iter()
+        .next()
+        .expect("a parquet file")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +334,7 @@ async fn the_ledger_is_published_as_parquet_by_month_and_served_over_pgwire() {
     let first = ledger_cmd();
     let month_dir = root.join("ledger").join(&first).join("month=2025-03");
     assert!(
-        !files(&month_dir).is_empty(),
+        !parquet_files(&month_dir).is_empty(),
         "no Parquet under {month_dir:?}"
     );
     // Publishing again keeps the replaced versions for the retention window (60 minutes by
@@ -623,7 +586,7 @@ async fn a_build_under_a_memory_limit_stages_on_disk_and_gives_the_same_ledger()
         .join("ledger")
         .join(&manifest.version)
         .join("month=2025-03");
-    for file in files(&month_dir) {
+    for file in parquet_files(&month_dir) {
         let reader = ParquetRecordBatchReaderBuilder::try_new(
             std::fs::File::open(&file).expect("open file"),
         )

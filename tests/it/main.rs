@@ -6,6 +6,7 @@ mod catalog_truth;
 mod clients;
 mod cubes;
 mod frontend;
+mod incremental;
 mod ledger;
 mod rejections;
 mod s3;

@@ -329,3 +329,43 @@ pub(crate) async fn psql_with(port: u16, options: &[&str], command: &str) -> Str
     );
     stdout
 }
+
+/// Writes `select` over the Parquet file `from` (as table `t`) to the Parquet file `to`.
+pub(crate) async fn rewrite_parquet(from: &Path, to: &Path, select: &str) {
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", from.to_string_lossy().as_ref(), Default::default())
+        .await
+        .expect("register");
+    let batches = ctx
+        .sql(select)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let schema = batches.first().map(|b| b.schema()).expect("a batch");
+    let file = std::fs::File::create(to).expect("create");
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    for b in &batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+}
+
+/// Every Parquet file below `dir`, sorted (none when `dir` does not exist).
+pub(crate) fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(parquet_files(&path));
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -42,7 +42,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type};
 
 use super::allocation::div_half_even;
-use super::append_columns;
+use super::{append_columns, decimal_named, named, utf8_named};
 use crate::error::{EngineError, Result};
 
 /// What a movement is.
@@ -497,27 +497,17 @@ pub(crate) type IssuedByLine<'a> = HashMap<&'a str, (i128, i64)>;
 pub(crate) fn issued_by_chain(
     costed: &RecordBatch,
 ) -> Result<HashMap<(String, String), IssuedByLine<'_>>> {
-    let col = |name: &str| {
-        costed
-            .column_by_name(name)
-            .ok_or_else(|| EngineError::ledger(format!("stock book: no column '{name}'")))
-    };
-    let text = |name: &str| -> Result<&datafusion::arrow::array::StringArray> {
-        col(name)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| EngineError::ledger(format!("stock book: '{name}' is not Utf8")))
-    };
+    const WHAT: &str = "stock book";
+    let text = |name: &str| utf8_named(costed, name, WHAT);
     let (sku, warehouse, kind, line) = (
         text("sku")?,
         text("warehouse")?,
         text("kind")?,
         text("line")?,
     );
-    let qty = cast(col("qty")?, &DataType::Int64)?;
+    let qty = cast(named(costed, "qty", WHAT)?, &DataType::Int64)?;
     let qty = qty.as_primitive::<Int64Type>();
-    let value = col("value_e4")?
-        .as_primitive_opt::<Decimal128Type>()
-        .ok_or_else(|| EngineError::ledger("stock book: 'value_e4' is not a decimal"))?;
+    let value = decimal_named(costed, "value_e4", WHAT)?;
     let mut out: HashMap<(String, String), IssuedByLine<'_>> = HashMap::new();
     for i in 0..costed.num_rows() {
         if kind.value(i) != "issue" || line.is_null(i) {

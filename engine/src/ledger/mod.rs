@@ -38,6 +38,7 @@
 mod allocation;
 mod assign;
 pub mod checks;
+mod closure;
 mod cost;
 mod sources;
 mod spread;
@@ -65,6 +66,7 @@ use crate::fingerprint::{self, Fingerprint};
 use crate::inputs::{InputChanges, InputListing};
 use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
+pub use closure::{Closure, closure_of};
 use staging::Staging;
 pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
@@ -94,6 +96,8 @@ pub struct Ledger {
     listing: Option<InputListing>,
     /// What changed in the inputs since the version it replaces was built.
     changes: Option<InputChanges>,
+    /// What those changes may touch in the ledger.
+    closure: Option<Closure>,
     /// The published version it is, when reused.
     reused: Option<LedgerManifest>,
     /// Built with its working tables on disk: the rows are in the scratch folder, not in
@@ -316,6 +320,7 @@ impl Ledger {
             inputs: None,
             listing: None,
             changes: None,
+            closure: None,
             reused: None,
             staged,
         })
@@ -334,6 +339,7 @@ impl Ledger {
             inputs: manifest.inputs.clone(),
             listing: None,
             changes: None,
+            closure: None,
             reused: Some(manifest),
             staged: None,
         }
@@ -359,6 +365,18 @@ impl Ledger {
     /// for a reused ledger, a first build, or a version that stored no listing).
     pub fn input_changes(&self) -> Option<&InputChanges> {
         self.changes.as_ref()
+    }
+
+    /// Records what the input changes may touch ([`closure_of`]).
+    pub(crate) fn with_closure(mut self, closure: Option<Closure>) -> Ledger {
+        self.closure = closure;
+        self
+    }
+
+    /// What the input changes since the replaced version may touch: the orders, shop-days,
+    /// SKUs and months (`None` when [`Ledger::input_changes`] is).
+    pub fn closure(&self) -> Option<&Closure> {
+        self.closure.as_ref()
     }
 
     /// The published version reused instead of a build, if it is one.
@@ -723,6 +741,35 @@ pub(crate) fn string_col(batch: &RecordBatch, i: usize) -> Result<StringArray> {
         .get(i)
         .ok_or_else(|| EngineError::ledger(format!("no column {i}")))?;
     Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// The Utf8 column `name` of `batch`, borrowed (no cast): an error names `what` reads it.
+pub(crate) fn utf8_named<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    what: &str,
+) -> Result<&'a StringArray> {
+    named(batch, name, what)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| EngineError::ledger(format!("{what}: '{name}' is not Utf8")))
+}
+
+/// The decimal column `name` of `batch`, borrowed (no cast).
+pub(crate) fn decimal_named<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    what: &str,
+) -> Result<&'a Decimal128Array> {
+    named(batch, name, what)?
+        .as_primitive_opt::<Decimal128Type>()
+        .ok_or_else(|| EngineError::ledger(format!("{what}: '{name}' is not a decimal")))
+}
+
+/// The column `name` of `batch`.
+pub(crate) fn named<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| EngineError::ledger(format!("{what}: no column '{name}'")))
 }
 
 /// Column `i` as DECIMAL(38, `scale`).

@@ -26,11 +26,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::cost::{MonthEnd, StockState};
+use super::{decimal_named, utf8_named};
 use crate::error::{EngineError, Result};
 
 /// The served table of month-end stock.
@@ -79,33 +80,27 @@ fn next_month(month: &str) -> Option<String> {
 pub(crate) fn book_batch(pages: &[MonthEnd], last_month: Option<&str>) -> Result<RecordBatch> {
     let mut rows: Vec<(&MonthEnd, String)> = Vec::with_capacity(pages.len());
     for (i, page) in pages.iter().enumerate() {
-        rows.push((page, page.month.clone()));
-        // Until the chain's next page, or through the last month after its last one.
+        // A page stands until the chain's next page, or through the last month after its last.
         let next = pages
             .get(i + 1)
             .filter(|n| n.sku == page.sku && n.warehouse == page.warehouse)
             .map(|n| n.month.as_str());
-        let until = match next {
-            Some(n) => Some(n),
-            None => last_month,
-        };
-        let Some(until) = until else { continue };
         let mut month = page.month.clone();
         loop {
-            let Some(m) = next_month(&month) else {
+            let Some(following) = next_month(&month) else {
                 return Err(EngineError::ledger(format!(
                     "stock book: '{month}' is not a month (YYYY-MM)"
                 )));
             };
-            let stop = match next {
-                Some(n) => m.as_str() >= n,
-                None => m.as_str() > until,
+            rows.push((page, month));
+            let done = match next {
+                Some(n) => following.as_str() >= n,
+                None => last_month.is_none_or(|last| following.as_str() > last),
             };
-            if stop {
+            if done {
                 break;
             }
-            rows.push((page, m.clone()));
-            month = m;
+            month = following;
         }
     }
     let text = |f: &dyn Fn(&(&MonthEnd, String)) -> String| -> ArrayRef {
@@ -152,21 +147,9 @@ pub(crate) fn book_batch(pages: &[MonthEnd], last_month: Option<&str>) -> Result
     expect(dead_code, reason = "read by the incremental build, next")
 )]
 pub(crate) fn pages_of(batch: &RecordBatch) -> Result<Vec<MonthEnd>> {
-    let col = |name: &str| -> Result<&ArrayRef> {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| EngineError::ledger(format!("stock book: no column '{name}'")))
-    };
-    let text = |name: &str| -> Result<&StringArray> {
-        col(name)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| EngineError::ledger(format!("stock book: '{name}' is not Utf8")))
-    };
-    let dec = |name: &str| -> Result<&Decimal128Array> {
-        col(name)?
-            .as_primitive_opt::<Decimal128Type>()
-            .ok_or_else(|| EngineError::ledger(format!("stock book: '{name}' is not a decimal")))
-    };
+    const WHAT: &str = "stock book";
+    let text = |name: &str| utf8_named(batch, name, WHAT);
+    let dec = |name: &str| decimal_named(batch, name, WHAT);
     let (month, sku, warehouse, layers) = (
         text("month")?,
         text("sku")?,
@@ -249,12 +232,24 @@ pub(crate) fn with_month(moves: &RecordBatch) -> Result<RecordBatch> {
         years.as_primitive::<datafusion::arrow::datatypes::Int32Type>(),
         months.as_primitive::<datafusion::arrow::datatypes::Int32Type>(),
     );
-    let month: StringArray = (0..moves.num_rows())
-        .map(|i| {
-            (!years.is_null(i) && !months.is_null(i))
-                .then(|| format!("{:04}-{:02}", years.value(i), months.value(i)))
-        })
-        .collect();
+    // Movements come sorted by chain and time: a month's text is formatted once per run of
+    // equal months, not once per movement (a million at scale 1).
+    let mut month = StringBuilder::with_capacity(moves.num_rows(), moves.num_rows() * 7);
+    let mut current: Option<((i32, i32), String)> = None;
+    for i in 0..moves.num_rows() {
+        if years.is_null(i) || months.is_null(i) {
+            month.append_null();
+            continue;
+        }
+        let key = (years.value(i), months.value(i));
+        if current.as_ref().is_none_or(|(k, _)| *k != key) {
+            current = Some((key, format!("{:04}-{:02}", key.0, key.1)));
+        }
+        if let Some((_, text)) = &current {
+            month.append_value(text);
+        }
+    }
+    let month = month.finish();
     super::append_columns(
         moves,
         vec![(
@@ -370,7 +365,7 @@ mod tests {
         let value = book
             .column_by_name("value")
             .expect("value")
-            .as_primitive::<Decimal128Type>();
+            .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
         // 1500 in, 400 out: 11.00 of stock, in cents.
         assert_eq!(value.value(3), 1100);
         // The stored state reads back as written (carried-forward months repeat the page).

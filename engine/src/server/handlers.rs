@@ -200,9 +200,9 @@ impl ErrorHandler for LoggingErrorHandler {
                 *error = coded(
                     "53200",
                     format!(
-                        "out of memory: the query needs more than the {} MiB a query may use \
+                        "out of memory: the query needs more than the {} a query may use \
                          (--query-memory-mb): {text}",
-                        self.query_memory.unwrap_or(0) / (1024 * 1024)
+                        memory_limit_text(self.query_memory)
                     ),
                 );
             }
@@ -212,6 +212,16 @@ impl ErrorHandler for LoggingErrorHandler {
             client.socket_addr(),
             user_of(client).unwrap_or("?")
         );
+    }
+}
+
+/// The per-query memory limit as a reader wants it: MiB, or KiB below one MiB (tests set
+/// limits of a few hundred KiB, which "0 MiB" would misstate).
+fn memory_limit_text(limit: Option<usize>) -> String {
+    match limit {
+        None => "memory".to_string(),
+        Some(bytes) if bytes < 1 << 20 => format!("{} KiB", bytes >> 10),
+        Some(bytes) => format!("{} MiB", bytes >> 20),
     }
 }
 

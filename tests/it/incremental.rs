@@ -1,0 +1,143 @@
+//! The incremental build's groundwork (docs/incremental.md): the closure of a change — the
+//! orders, shop-days, SKUs and months the added files may touch — holds every month whose
+//! rows a full rebuild changes. The delta build will rebuild the closure only, so a month
+//! missing here would be a month served stale.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, warehouse};
+use amoeba_catalog::Warehouse;
+use amoeba_engine::cube::RefreshOptions;
+use amoeba_engine::{Closure, Served};
+
+async fn publish(root: &Path) -> Served {
+    amoeba_engine::open_published(
+        Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+        RefreshOptions::default(),
+    )
+    .await
+    .expect("open published")
+}
+
+fn day_of(path: &Path) -> Option<String> {
+    path.components().find_map(|c| {
+        c.as_os_str()
+            .to_string_lossy()
+            .strip_prefix("dt=")
+            .map(str::to_string)
+    })
+}
+
+/// Moves every export file of day `day` from `root` to the same place below `aside` (or back,
+/// with the two swapped); returns how many.
+fn move_day(from: &Path, to: &Path, day: &str) -> usize {
+    let mut moved = 0;
+    for file in parquet_files(&from.join("exports")) {
+        if day_of(&file).as_deref() != Some(day) {
+            continue;
+        }
+        let target = to.join(file.strip_prefix(from).expect("below the root"));
+        std::fs::create_dir_all(target.parent().expect("a folder")).expect("mkdir");
+        std::fs::rename(&file, &target).expect("move");
+        moved += 1;
+    }
+    moved
+}
+
+/// The months whose fingerprint differs between the ledgers `before` and `after` serve.
+fn months_changed(before: &Served, after: &Served) -> BTreeSet<String> {
+    let months = |s: &Served| {
+        s.ledger_manifest
+            .as_ref()
+            .map(|m| m.months.clone())
+            .expect("a published ledger")
+    };
+    let (before, after) = (months(before), months(after));
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|m| before.get(*m) != after.get(*m))
+        .cloned()
+        .collect()
+}
+
+/// The closure of the refresh that gave `after`, checked against what changed since `before`.
+fn check(what: &str, before: &Served, after: &Served) -> Closure {
+    let closure = after
+        .ledger
+        .as_ref()
+        .and_then(|l| l.closure())
+        .cloned()
+        .unwrap_or_else(|| panic!("{what}: a closure"));
+    eprintln!("{what}: {}", closure.summary());
+    assert_eq!(closure.everything, None, "{what}");
+    assert!(closure.deliveries > 0, "{what}");
+    let changed = months_changed(before, after);
+    eprintln!("{what}: months a full rebuild changed: {changed:?}");
+    assert!(!changed.is_empty(), "{what}: nothing changed");
+    assert!(
+        changed.is_subset(&closure.months),
+        "{what}: months changed {changed:?}, closure {:?}",
+        closure.months
+    );
+    closure
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let aside = tempfile::tempdir().expect("tempdir");
+    let days: BTreeSet<String> = parquet_files(&root.join("exports"))
+        .iter()
+        .filter_map(|p| day_of(p))
+        .collect();
+    let days: Vec<String> = days.into_iter().collect();
+    let all_months: BTreeSet<String> = days.iter().map(|d| d[..7].to_string()).collect();
+
+    // A new day at the end, then one in the middle (what FIFO carries to every later month).
+    for (what, day) in [
+        ("the last day", days[days.len() - 1].clone()),
+        ("a day in the middle", days[days.len() / 2].clone()),
+    ] {
+        let moved = move_day(root, aside.path(), &day);
+        assert!(moved > 10, "{what} {day}: {moved} files");
+        let before = publish(root).await;
+        assert_eq!(move_day(aside.path(), root, &day), moved);
+        let after = publish(root).await;
+        let closure = check(&format!("{what} ({day})"), &before, &after);
+        assert!(closure.deliveries <= moved, "{what}");
+        if what == "the last day" {
+            assert!(
+                closure.months.len() < all_months.len(),
+                "the last day closes over every month: {:?}",
+                closure.months
+            );
+        }
+    }
+
+    // A corrected order header, delivered on the last day: tmall joins its items to it, so
+    // its rows change through the header's delivery (`joined_delivery`) alone.
+    let before = publish(root).await;
+    let headers = parquet_files(&root.join("exports/tmall/orders"));
+    let first = headers.first().expect("a tmall orders file");
+    let last_day = headers.last().and_then(|p| p.parent()).expect("a folder");
+    let shop = first
+        .parent()
+        .and_then(Path::parent)
+        .expect("the shop folder");
+    let corrected = shop
+        .join(last_day.file_name().expect("dt"))
+        .join("part-999999-corrected.parquet");
+    std::fs::create_dir_all(corrected.parent().expect("a folder")).expect("mkdir");
+    rewrite_parquet(
+        first,
+        &corrected,
+        "SELECT * REPLACE (CAST(\"买家应付邮费\" + 1 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
+    )
+    .await;
+    let after = publish(root).await;
+    let closure = check("a corrected tmall order header", &before, &after);
+    assert_eq!(closure.deliveries, 1);
+}
