@@ -43,6 +43,7 @@ run() {
   secs=$(echo "$out" | cut -d' ' -f2)
   rss=$(( $(echo "$out" | cut -d' ' -f3) / 1024 ))
   echo "$label: ${secs}s, peak RSS ${rss} MiB; $(grep -E '^ledger:' "$log" | head -1)"
+  grep -E '^(inputs|closure)' "$log" | sed 's/^/    /' || true
   grep -E '^cube ' "$log" | sed 's/^/    /' || true
   echo "$secs" >> "target/bench/refresh-${label}.times"
 }

@@ -307,12 +307,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 ),
                 None => println!("ledger: {} rows {}", ledger.num_rows(), built(ledger)),
             }
-            if let Some(changes) = ledger.input_changes() {
-                println!("inputs {}", changes.summary());
-            }
-            if let Some(closure) = ledger.closure() {
-                println!("{}", closure.summary());
-            }
+            print_changes(ledger);
             print_cubes(&served.cubes);
             println!("refresh done in {:.1}s", started.elapsed().as_secs_f64());
             Ok(
@@ -344,6 +339,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 built(&ledger),
                 started.elapsed().as_secs_f64()
             );
+            print_changes(&ledger);
             Ok(report(ledger.checks()))
         }
         Command::Query { warehouse, sql } => {
@@ -529,6 +525,16 @@ fn built(ledger: &amoeba_engine::Ledger) -> String {
 }
 
 /// A line per cube: what the refresh did.
+/// What changed in the inputs since the version a build replaces, and what that may touch.
+fn print_changes(ledger: &amoeba_engine::Ledger) {
+    if let Some(changes) = ledger.input_changes() {
+        println!("inputs {}", changes.summary());
+    }
+    if let Some(closure) = ledger.closure() {
+        println!("{}", closure.summary());
+    }
+}
+
 fn print_cubes(cubes: &[CubeStatus]) {
     for c in cubes {
         let served = c

@@ -119,21 +119,28 @@ pub async fn open_with_ledger(
     warehouse: Warehouse,
     mode: LedgerMode,
 ) -> Result<(SessionContext, Catalog, Option<Ledger>)> {
+    // A published ledger records what it was built from (listed before the catalog reads
+    // anything, as in `open_published`): the next refresh compares with it.
+    let listing = match mode {
+        LedgerMode::Publish => Some(InputListing::of(&warehouse).await?),
+        LedgerMode::InMemory => None,
+    };
     let catalog = Catalog::open(warehouse).await?;
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
-    let ledger = match catalog.model() {
-        Some(_) => {
+    let ledger = match (catalog.model(), listing) {
+        (None, _) => None,
+        (Some(_), None) => {
             let ledger = Ledger::build(&catalog).await?;
-            match mode {
-                LedgerMode::InMemory => ledger.register(&ctx).await?,
-                LedgerMode::Publish => {
-                    ledger.publish(catalog.warehouse(), &ctx).await?;
-                }
-            }
+            ledger.register(&ctx).await?;
             Some(ledger)
         }
-        None => None,
+        (Some(_), Some(listing)) => {
+            let published = current_manifest(catalog.warehouse()).await?;
+            let ledger = build_recording_inputs(&catalog, listing, published.as_ref()).await?;
+            ledger.publish(catalog.warehouse(), &ctx).await?;
+            Some(ledger)
+        }
     };
     pg_compat::setup(&ctx, catalog.model()).await?;
     Ok((ctx, catalog, ledger))
@@ -185,28 +192,7 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
                 Ledger::reused(model.clone(), manifest)
             }
             published => {
-                let changes = match &published {
-                    Some(manifest) => {
-                        input_changes(served.catalog.warehouse(), manifest, &listing).await?
-                    }
-                    None => None,
-                };
-                let closure = match (&changes, &published) {
-                    (Some(changes), Some(manifest)) => {
-                        log::info!("inputs {}", changes.summary());
-                        let last_month = manifest.months.keys().next_back();
-                        let closure =
-                            closure_of(&served.catalog, changes, last_month.map(String::as_str))
-                                .await?;
-                        log::info!("{}", closure.summary());
-                        Some(closure)
-                    }
-                    _ => None,
-                };
-                Ledger::build(&served.catalog)
-                    .await?
-                    .with_inputs(inputs, listing, changes)
-                    .with_closure(closure)
+                build_recording_inputs(&served.catalog, listing, published.as_ref()).await?
             }
         };
         let manifest = ledger
@@ -272,6 +258,34 @@ async fn hold_master_data(ctx: &SessionContext) -> Result<()> {
         ctx.register_table(name, rows.into_view())?;
     }
     Ok(())
+}
+
+/// Builds the ledger of `catalog` with what it was built from: the inputs' listing and
+/// fingerprint, what changed since the published version `published`, and the closure of
+/// that change.
+async fn build_recording_inputs(
+    catalog: &Catalog,
+    listing: InputListing,
+    published: Option<&LedgerManifest>,
+) -> Result<Ledger> {
+    let inputs = listing.fingerprint();
+    let (changes, closure) = match published {
+        Some(manifest) => match input_changes(catalog.warehouse(), manifest, &listing).await? {
+            Some(changes) => {
+                log::info!("inputs {}", changes.summary());
+                let last_month = manifest.months.keys().next_back().map(String::as_str);
+                let closure = closure_of(catalog, &changes, last_month).await?;
+                log::info!("{}", closure.summary());
+                (Some(changes), Some(closure))
+            }
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    Ok(Ledger::build(catalog)
+        .await?
+        .with_inputs(inputs, listing, changes)
+        .with_closure(closure))
 }
 
 /// What changed in the inputs since the published version `manifest` was built, when it

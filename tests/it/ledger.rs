@@ -376,6 +376,29 @@ async fn the_ledger_is_published_as_parquet_by_month_and_served_over_pgwire() {
     .await
     .expect("publish");
     let published = published.expect("ledger");
+    // `amoeba ledger` records what it built from, like a refresh: nothing changed since the
+    // fourth version, and a start on the same inputs serves this one as it is.
+    let changes = published.input_changes().expect("changes since the fourth");
+    assert_eq!(changes.since, fourth);
+    assert!(
+        changes.added.is_empty() && changes.only_added(),
+        "{changes:?}"
+    );
+    let closure = published.closure().expect("a closure");
+    assert!(closure.months.is_empty(), "{}", closure.summary());
+    let restarted = amoeba_engine::open_published(
+        Warehouse::open(&root.to_string_lossy()).expect("open"),
+        Default::default(),
+    )
+    .await
+    .expect("open published");
+    assert!(
+        restarted
+            .ledger
+            .as_ref()
+            .and_then(Ledger::reused_version)
+            .is_some()
+    );
     let (mem_ctx, _, _) = open(root).await;
     let totals = "SELECT month, account, CAST(SUM(amount) AS VARCHAR), COUNT(*) FROM pnl_ledger \
                   GROUP BY month, account ORDER BY month, account";
