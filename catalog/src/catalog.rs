@@ -92,6 +92,21 @@ impl Catalog {
         &self.discovery.files
     }
 
+    /// The same snapshot without the files at `paths` (below the warehouse root): the
+    /// catalog as it was before they landed, which the incremental build reads the old side
+    /// of a change from. Delivery numbers are kept; only their order matters (the newest
+    /// delivery of a key wins), and taking files out does not change the order of the rest.
+    /// A rejected file at one of `paths` is left out of the rejections too.
+    pub fn without(&self, paths: &std::collections::BTreeSet<String>) -> Catalog {
+        let mut before = self.clone();
+        before.discovery.files.retain(|f| !paths.contains(&f.path));
+        before
+            .discovery
+            .rejections
+            .retain(|r| !paths.contains(&r.path));
+        before
+    }
+
     /// The rejected files.
     pub fn rejections(&self) -> &[Rejection] {
         &self.discovery.rejections

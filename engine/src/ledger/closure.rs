@@ -12,7 +12,7 @@
 //!                                      (_delivery or _joined_delivery is an added one)
 //!        │
 //!   O₀   orders named by changed lines, refunds, fees (a fee naming only a line: its order)
-//!   D    shop-days of O₀'s lines + changed ad rows       (ads spread over a shop-day's SKUs)
+//!   D    shop-days of changed lines and ad rows         (ads spread over a shop-day's SKUs)
 //!   O₁   O₀ + every order with a line on a day of D      (lines are dated by payment: closed)
 //!   B    bare order ids of O₁ + changed waybills'         (waybills name the bare order id)
 //!   K    O₁ + every order whose id is in B               (freight, `issued`, restocked returns)
@@ -214,14 +214,16 @@ impl Closing<'_> {
             ),
         )
         .await?;
-        // D: the shop-days of O₀'s lines and of the changed ad rows.
+        // D: the shop-days of the changed lines and ad rows. (Not those of every order in
+        // O₀: a late refund or fee leaves its order's lines, and so the day's net sales by
+        // SKU that ads are spread by, as they were. A changed line changes its siblings'
+        // shares of the order's postage, but they were paid on the same day.)
         let shop_days = self
             .keep(
                 "k_d",
                 &format!(
-                    "SELECT l.platform, l.shop_id, CAST(l.paid_at AS DATE) AS date \
-                     FROM k_all_lines l JOIN k_o0 o ON o.platform = l.platform \
-                      AND o.shop_id = l.shop_id AND o.order_id = l.order_id \
+                    "SELECT platform, shop_id, CAST(paid_at AS DATE) AS date FROM {lines} c \
+                     WHERE paid_at IS NOT NULL \
                      UNION SELECT platform, shop_id, date FROM {ads} c"
                 ),
             )
