@@ -17,7 +17,7 @@ use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, Refre
 use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
 use crate::inputs::{InputChanges, InputListing};
-use crate::ledger::{Ledger, LedgerManifest, closure_of, current_manifest};
+use crate::ledger::{ChangeSince, Ledger, LedgerManifest, current_manifest};
 use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
@@ -269,23 +269,22 @@ async fn build_recording_inputs(
     published: Option<&LedgerManifest>,
 ) -> Result<Ledger> {
     let inputs = listing.fingerprint();
-    let (changes, closure) = match published {
-        Some(manifest) => match input_changes(catalog.warehouse(), manifest, &listing).await? {
-            Some(changes) => {
-                log::info!("inputs {}", changes.summary());
-                let last_month = manifest.months.keys().next_back().map(String::as_str);
-                let closure = closure_of(catalog, &changes, last_month).await?;
-                log::info!("{}", closure.summary());
-                (Some(changes), Some(closure))
-            }
-            None => (None, None),
-        },
-        None => (None, None),
+    let changes = match published {
+        Some(manifest) => input_changes(catalog.warehouse(), manifest, &listing).await?,
+        None => None,
     };
-    Ok(Ledger::build(catalog)
+    if let Some(changes) = &changes {
+        log::info!("inputs {}", changes.summary());
+    }
+    let change = published
+        .zip(changes.as_ref())
+        .map(|(manifest, changes)| ChangeSince {
+            changes,
+            last_month: manifest.months.keys().next_back().map(String::as_str),
+        });
+    Ok(Ledger::build_since(catalog, change)
         .await?
-        .with_inputs(inputs, listing, changes)
-        .with_closure(closure))
+        .with_inputs(inputs, listing, changes))
 }
 
 /// What changed in the inputs since the published version `manifest` was built, when it

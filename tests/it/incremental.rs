@@ -1,15 +1,20 @@
 //! The incremental build's groundwork (docs/incremental.md): the closure of a change — the
 //! orders, shop-days, SKUs and months the added files may touch — holds every month whose
-//! rows a full rebuild changes. The delta build will rebuild the closure only, so a month
-//! missing here would be a month served stale.
+//! rows a full rebuild changes, and the order-local rows rebuilt over its keys on both sides
+//! of the change, added to the old ledger, give the new one. The delta build will rebuild
+//! the closure only, so a month or row missing here would be served stale.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, warehouse};
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
+use amoeba_engine::ledger::delta::order_rows;
 use amoeba_engine::{Closure, Served};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 
 async fn publish(root: &Path) -> Served {
     amoeba_engine::open_published(
@@ -121,6 +126,97 @@ async fn same_views_without_the_added_files(what: &str, before: &Served, after: 
     }
 }
 
+/// A ledger grain row's key (date, platform, shop, SKU, campaign, unit, account, source) and
+/// its amount in cents and quantity.
+type Grain = BTreeMap<Vec<String>, (i128, i64)>;
+
+/// The order-local sources: what [`order_rows`] rebuilds.
+const ORDER_LOCAL: &str =
+    "source IN ('order_lines', 'refunds', 'ad_spend', 'waybills') OR source LIKE 'fees:%'";
+
+/// The rows of `table` in `ctx` (ledger columns) whose source is order-local, added with `sign`
+/// into `into`.
+async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sign: i128) {
+    let sql = format!(
+        "SELECT CAST(date AS VARCHAR), platform, shop_id, sku, campaign, unit_id, account, \
+                source, CAST(amount AS VARCHAR), CAST(qty AS VARCHAR) \
+         FROM {table} WHERE {ORDER_LOCAL}"
+    );
+    for mut row in rows(ctx, &sql).await {
+        let qty = row.pop().expect("qty");
+        let amount = row.pop().expect("amount");
+        let cents: i128 = amount.replace('.', "").parse().expect("an amount");
+        assert!(amount.ends_with(|c: char| c.is_ascii_digit()) && amount.contains('.'));
+        let qty: i64 = if qty == "NULL" {
+            0
+        } else {
+            qty.parse().expect("a qty")
+        };
+        let entry = into.entry(row).or_default();
+        entry.0 += sign * cents;
+        entry.1 += i64::try_from(sign).expect("±1") * qty;
+    }
+    // A delta cannot tell a row that sums to nothing from no row (the `lines` count will).
+    into.retain(|_, (amount, qty)| *amount != 0 || *qty != 0);
+}
+
+/// ledger(Fₙ) = ledger(Fₒ) + order_rows(K, Fₙ) − order_rows(K, Fₒ) for the order-local
+/// sources: the closure's keys bound every row the change touches.
+async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
+    let ledger = after.ledger.as_ref().expect("a ledger");
+    let keys = ledger
+        .closure()
+        .and_then(|c| c.keys.as_ref())
+        .expect("the closure's keys");
+    let added: BTreeSet<String> = ledger
+        .input_changes()
+        .map(|c| c.added.iter().cloned().collect())
+        .expect("the changes");
+    let model = after.catalog.model().cloned().expect("a model");
+    let new_side = order_rows(&after.catalog, &model, keys)
+        .await
+        .expect("rows(K, Fn)");
+    let old_side = order_rows(&after.catalog.without(&added), &model, keys)
+        .await
+        .expect("rows(K, Fo)");
+    let delta = amoeba_engine::new_session().expect("session");
+    for (name, batches) in [("d_new", new_side), ("d_old", old_side)] {
+        let schema = batches.first().expect("rows").schema();
+        let table = MemTable::try_new(schema, vec![batches]).expect("a table");
+        delta
+            .register_table(name, Arc::new(table))
+            .expect("register");
+    }
+    let mut expected = Grain::new();
+    add_rows(&mut expected, &before.ctx, "pnl_ledger", 1).await;
+    let unchanged = expected.len();
+    add_rows(&mut expected, &delta, "d_new", 1).await;
+    add_rows(&mut expected, &delta, "d_old", -1).await;
+    let mut built = Grain::new();
+    add_rows(&mut built, &after.ctx, "pnl_ledger", 1).await;
+    let differing: Vec<_> = built
+        .iter()
+        .filter(|(k, v)| expected.get(*k) != Some(*v))
+        .map(|(k, v)| (k, v, expected.get(k)))
+        .chain(
+            expected
+                .iter()
+                .filter(|(k, _)| !built.contains_key(*k))
+                .map(|(k, v)| (k, v, None)),
+        )
+        .take(10)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: the delta misses (key, built, expected): {differing:#?}"
+    );
+    assert_ne!(built.len(), unchanged, "{what}: the day added rows");
+    eprintln!(
+        "{what}: {} order-local grain rows = {unchanged} before ± the delta",
+        built.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
@@ -147,6 +243,7 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         let closure = check(&format!("{what} ({day})"), &before, &after);
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
+        order_local_rows_add_up(what, &before, &after).await;
         if what == "the last order day" {
             assert!(
                 closure.months.len() < after.ledger_manifest.as_ref().map_or(0, |m| m.months.len()),
@@ -179,4 +276,5 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     let after = publish(root).await;
     let closure = check("a corrected tmall order header", &before, &after);
     assert_eq!(closure.deliveries, 1);
+    order_local_rows_add_up("a corrected tmall order header", &before, &after).await;
 }

@@ -27,18 +27,19 @@
 //! and a changed model, mapping or master-data file (SKUs, shops: units, brands, categories).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amoeba_catalog::{Catalog, RAW_SCHEMA};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
 use crate::inputs::{InputChanges, source_kind};
-use crate::session::new_session;
 
 /// What a change may touch in the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Closure {
     /// Why the change touches everything, when it does (then the counts are 0 and `months`
     /// is empty: a full build follows).
@@ -55,6 +56,20 @@ pub struct Closure {
     pub months: BTreeSet<String>,
     /// How long finding it took.
     pub elapsed: Duration,
+    /// The keys themselves, for the delta build (none when it is everything).
+    pub keys: Option<ClosureKeys>,
+}
+
+/// The keys of a closure: what [`delta::order_rows`](super::delta::order_rows) restricts the
+/// order-local steps to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosureKeys {
+    /// K: `platform`, `shop_id`, `order_id`.
+    pub orders: RecordBatch,
+    /// B: the bare order ids (`order_id`) of K and of changed waybills.
+    pub bare: RecordBatch,
+    /// D: `platform`, `shop_id`, `date` (Date32).
+    pub shop_days: RecordBatch,
 }
 
 impl Closure {
@@ -93,14 +108,37 @@ impl Closure {
 /// the master data every row's unit, brand and category come from.
 const GLOBAL_KINDS: [&str; 3] = ["model", "erp/skus", "erp/shops"];
 
-/// The closure of `changes` (since the version whose last month is `last_month`) over
-/// `catalog`, which holds the inputs after the change.
-pub async fn closure_of(
+/// A change whose closure a build finds ([`Ledger::build_since`](super::Ledger::build_since)):
+/// what changed in the inputs since the published version, and that version's last month.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeSince<'a> {
+    /// What changed since the published version.
+    pub changes: &'a InputChanges,
+    /// The published version's last month (costing reruns up to it at least).
+    pub last_month: Option<&'a str>,
+}
+
+/// The working tables of a closure, let go when it is found.
+const WORKING_TABLES: [&str; 7] = [
+    "k_all_lines",
+    "k_o0",
+    "k_d",
+    "k_o1",
+    "k_bare",
+    "k_orders",
+    "k_lines",
+];
+
+/// The closure of `change` over `catalog` (the inputs after the change), found in `ctx`: a
+/// build session in which `raw.<view>_mapped` holds the mapped rows (materialized) and the
+/// unified views read them, so the exports are not read and de-duplicated a second time.
+pub(crate) async fn closure_in(
+    ctx: &SessionContext,
     catalog: &Catalog,
-    changes: &InputChanges,
-    last_month: Option<&str>,
+    change: ChangeSince<'_>,
 ) -> Result<Closure> {
     let started = Instant::now();
+    let changes = change.changes;
     if !changes.only_added() {
         return Ok(Closure::everything(
             format!(
@@ -134,24 +172,25 @@ pub async fn closure_of(
             ..Closure::default()
         });
     }
-    let ctx = new_session()?;
-    catalog.register(&ctx).await?;
     let closing = Closing {
-        ctx: &ctx,
+        ctx,
         deliveries: deliveries
             .iter()
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let mut closure = closing.run(last_month).await?;
+    let found = closing.run(change.last_month).await;
+    for name in WORKING_TABLES {
+        ctx.deregister_table(name)?;
+    }
+    let mut closure = found?;
     closure.deliveries = deliveries.len();
     closure.elapsed = started.elapsed();
     Ok(closure)
 }
 
-/// The working state of one closure: a private session over the catalog, the added
-/// deliveries as an SQL list.
+/// The working state of one closure: the build session, the added deliveries as an SQL list.
 struct Closing<'a> {
     ctx: &'a SessionContext,
     deliveries: String,
@@ -168,7 +207,7 @@ impl Closing<'_> {
         )
     }
 
-    /// Runs `sql` and keeps its rows as table `name` of the private session.
+    /// Runs `sql` and keeps its rows (few: keys of the closure) as table `name` of the session.
     async fn keep(&self, name: &str, sql: &str) -> Result<u64> {
         let step = |e: EngineError| EngineError::ledger(format!("closure step {name}: {e}"));
         let df = self.ctx.sql(sql).await.map_err(|e| step(e.into()))?;
@@ -176,6 +215,13 @@ impl Closing<'_> {
         let count = rows.clone().count().await.map_err(|e| step(e.into()))?;
         self.ctx.register_table(name, rows.into_view())?;
         Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+
+    /// The rows of working table `name`, as one batch.
+    async fn batch(&self, name: &str) -> Result<RecordBatch> {
+        let df = self.ctx.table(name).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        Ok(concat_batches(&schema, &df.collect().await?)?)
     }
 
     /// The values of the first column of `sql`'s rows, as text.
@@ -194,13 +240,14 @@ impl Closing<'_> {
         let fees = self.changed("fees");
         let ads = self.changed("ad_spend");
         let waybills = self.changed("waybills");
-        // The order lines' keys and dates, read (and de-duplicated) once: every step below
-        // joins them.
-        self.keep(
-            "k_all_lines",
-            "SELECT platform, shop_id, order_id, line_id, sku, paid_at FROM order_lines",
-        )
-        .await?;
+        // The order lines' keys and dates: every step below joins them. A view, not a copy:
+        // the build session holds the mapped lines already.
+        let all_lines = self
+            .ctx
+            .sql("SELECT platform, shop_id, order_id, line_id, sku, paid_at FROM order_lines")
+            .await?;
+        self.ctx
+            .register_table("k_all_lines", all_lines.into_view())?;
         // O₀: the orders the changed rows name.
         self.keep(
             "k_o0",
@@ -339,6 +386,11 @@ impl Closing<'_> {
         if let (Some(from), Some(last)) = (earliest.iter().min(), last) {
             months.extend(months_from_to(from, &last));
         }
+        let keys = ClosureKeys {
+            orders: self.batch("k_orders").await?,
+            bare: self.batch("k_bare").await?,
+            shop_days: self.batch("k_d").await?,
+        };
         Ok(Closure {
             everything: None,
             deliveries: 0,
@@ -347,6 +399,7 @@ impl Closing<'_> {
             skus,
             months,
             elapsed: Duration::ZERO,
+            keys: Some(keys),
         })
     }
 }

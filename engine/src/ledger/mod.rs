@@ -40,6 +40,7 @@ mod assign;
 pub mod checks;
 mod closure;
 mod cost;
+pub mod delta;
 mod sources;
 mod spread;
 mod staging;
@@ -66,7 +67,7 @@ use crate::fingerprint::{self, Fingerprint};
 use crate::inputs::{InputChanges, InputListing};
 use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
-pub use closure::{Closure, closure_of};
+pub use closure::{ChangeSince, Closure, ClosureKeys};
 use staging::Staging;
 pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
@@ -117,17 +118,32 @@ struct Staged {
 impl Ledger {
     /// Builds the ledger of a catalog with the warehouse's model (`model/model.toml`).
     pub async fn build(catalog: &Catalog) -> Result<Ledger> {
+        Ledger::build_since(catalog, None).await
+    }
+
+    /// Builds the ledger of a catalog with the warehouse's model and, when `change` is given,
+    /// finds the closure of that change ([`Ledger::closure`]) over the rows the build maps
+    /// anyway.
+    pub async fn build_since(catalog: &Catalog, change: Option<ChangeSince<'_>>) -> Result<Ledger> {
         let model = catalog
             .model()
             .cloned()
             .ok_or_else(|| EngineError::NoModel {
                 warehouse: catalog.warehouse().location().to_string(),
             })?;
-        Ledger::build_with(catalog, model).await
+        Ledger::build_in(catalog, model, change).await
     }
 
     /// Builds the ledger of a catalog with a given model.
     pub async fn build_with(catalog: &Catalog, model: Model) -> Result<Ledger> {
+        Ledger::build_in(catalog, model, None).await
+    }
+
+    async fn build_in(
+        catalog: &Catalog,
+        model: Model,
+        change: Option<ChangeSince<'_>>,
+    ) -> Result<Ledger> {
         let started = Instant::now();
         let staging = Staging::new(model.ledger_memory_limit)?;
         let ctx = new_session_in(staging.runtime()?)?;
@@ -166,13 +182,18 @@ impl Ledger {
             ctx.deregister_table(raw)?;
         }
         register_over_mapped(&ctx).await?;
+        // The closure of the change since the published version, over the mapped rows just
+        // materialized (on its own, it would read and de-duplicate every export again).
+        let closure = match change {
+            Some(change) => {
+                let closure = closure::closure_in(&ctx, catalog, change).await?;
+                log::info!("{}", closure.summary());
+                Some(closure)
+            }
+            None => None,
+        };
         register(&ctx, "b_units", units_batch(&model)?)?;
-        let cache = async |name: &str, sql: &str| cache(&ctx, &staging, name, sql).await;
-        cache("b_shops", &sources::shops(&model)).await?;
-        cache("b_lines", &sources::lines(&model)).await?;
-        cache("b_orders", sources::ORDERS).await?;
-        cache("b_fees", &sources::fees(&model)).await?;
-        cache("b_fee_lines", sources::FEE_LINES).await?;
+        cache_sources(&ctx, &staging, &model).await?;
 
         // Costing: DataFusion sorts the movements, one sequential pass costs them.
         let mut step = Instant::now();
@@ -193,42 +214,10 @@ impl Ledger {
         staging.batch(&ctx, "b_costed", costed).await?;
         lap(&mut step, "costing");
 
-        // Spreads over many small groups (an order's lines, a shop's SKUs of the day): the
-        // rows sorted by DataFusion, the shares computed in one pass (spread.rs).
-        cache("b_waybills", sources::WAYBILLS_BY_ORDER).await?;
-        cache("b_ad_plans", sources::AD_PLANS).await?;
-        for spread in [
-            sources::FEE_SPREAD,
-            sources::AD_SPREAD,
-            sources::WAYBILL_SPREAD,
-        ] {
-            let started = Instant::now();
-            spread.register(&ctx, &staging).await?;
-            lap(&mut { started }, spread.name);
-        }
-
-        let costed = sources::costed(model.costing);
-        let parts: Vec<String> = [
-            sources::SALES,
-            sources::REFUNDS,
-            sources::FEES,
-            &sources::ads(&model),
-            &sources::waybills(&model),
-            &costed,
-        ]
-        .iter()
-        .map(|p| format!("SELECT {} FROM ({p})", sources::LEDGER_COLUMNS))
-        .collect();
-        cache(
-            "b_base",
-            &format!(
-                "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \
-                        CAST(SUM(amount) AS DECIMAL(38,2)) AS amount, SUM(qty) AS qty, source \
-                 FROM ({}) GROUP BY date, platform, shop_id, sku, campaign, unit_id, account, source",
-                parts.join(" UNION ALL ")
-            ),
-        )
-        .await?;
+        cache_spreads(&ctx, &staging).await?;
+        let mut parts = order_local_parts(&model);
+        parts.push(sources::costed(model.costing));
+        cache(&ctx, &staging, "b_base", &base_sql(&parts)).await?;
         // What only the parts read is let go before the ledger is sorted (the build's peak).
         for name in [
             "b_fee_lines",
@@ -320,7 +309,7 @@ impl Ledger {
             inputs: None,
             listing: None,
             changes: None,
-            closure: None,
+            closure,
             reused: None,
             staged,
         })
@@ -365,12 +354,6 @@ impl Ledger {
     /// for a reused ledger, a first build, or a version that stored no listing).
     pub fn input_changes(&self) -> Option<&InputChanges> {
         self.changes.as_ref()
-    }
-
-    /// Records what the input changes may touch ([`closure_of`]).
-    pub(crate) fn with_closure(mut self, closure: Option<Closure>) -> Ledger {
-        self.closure = closure;
-        self
     }
 
     /// What the input changes since the replaced version may touch: the orders, shop-days,
@@ -564,6 +547,61 @@ async fn month_fingerprints(
 }
 
 /// Logs how long a step took (`RUST_LOG=info` shows where a build spends its time).
+/// The working tables the order-local steps read: `b_shops`, `b_lines`, `b_orders`, `b_fees`,
+/// `b_fee_lines` (over the unified views of `ctx`: all rows in a build, the closure's in a
+/// delta, [`delta`]).
+async fn cache_sources(ctx: &SessionContext, staging: &Staging, model: &Model) -> Result<()> {
+    cache(ctx, staging, "b_shops", &sources::shops(model)).await?;
+    cache(ctx, staging, "b_lines", &sources::lines(model)).await?;
+    cache(ctx, staging, "b_orders", sources::ORDERS).await?;
+    cache(ctx, staging, "b_fees", &sources::fees(model)).await?;
+    cache(ctx, staging, "b_fee_lines", sources::FEE_LINES).await
+}
+
+/// The spreads over many small groups (an order's lines, a shop's SKUs of the day) and what
+/// they read: the rows sorted by DataFusion, the shares computed in one pass (spread.rs).
+async fn cache_spreads(ctx: &SessionContext, staging: &Staging) -> Result<()> {
+    cache(ctx, staging, "b_waybills", sources::WAYBILLS_BY_ORDER).await?;
+    cache(ctx, staging, "b_ad_plans", sources::AD_PLANS).await?;
+    for spread in [
+        sources::FEE_SPREAD,
+        sources::AD_SPREAD,
+        sources::WAYBILL_SPREAD,
+    ] {
+        let started = Instant::now();
+        spread.register(ctx, staging).await?;
+        lap(&mut { started }, spread.name);
+    }
+    Ok(())
+}
+
+/// The parts of `b_base` whose rows depend on orders, shop-days and bare order ids only
+/// (sales, refunds, fees, ads, freight): what the closure of a change bounds. Costing and the
+/// month rules are not among them.
+fn order_local_parts(model: &Model) -> Vec<String> {
+    vec![
+        sources::SALES.to_string(),
+        sources::REFUNDS.to_string(),
+        sources::FEES.to_string(),
+        sources::ads(model),
+        sources::waybills(model),
+    ]
+}
+
+/// `b_base`: the parts' rows summed at the ledger grain.
+fn base_sql(parts: &[String]) -> String {
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|p| format!("SELECT {} FROM ({p})", sources::LEDGER_COLUMNS))
+        .collect();
+    format!(
+        "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \
+                CAST(SUM(amount) AS DECIMAL(38,2)) AS amount, SUM(qty) AS qty, source \
+         FROM ({}) GROUP BY date, platform, shop_id, sku, campaign, unit_id, account, source",
+        parts.join(" UNION ALL ")
+    )
+}
+
 fn lap(since: &mut Instant, step: &str) {
     log::info!("ledger step {step}: {:.2}s", since.elapsed().as_secs_f64());
     *since = Instant::now();
