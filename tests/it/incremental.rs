@@ -1,7 +1,8 @@
 //! The incremental build's groundwork (docs/incremental.md): the closure of a change — the
 //! orders, shop-days, SKUs and months the added files may touch — holds every month whose
-//! rows a full rebuild changes, and the order-local rows rebuilt over its keys on both sides
-//! of the change, added to the old ledger, give the new one. The delta build will rebuild
+//! rows a full rebuild changes; the order-local rows rebuilt over its keys on both sides of
+//! the change, added to the old ledger, give the new one; and so do the COGS of the chains it
+//! changes, costed again from the old version's stock book. The delta build will rebuild
 //! the closure only, so a month or row missing here would be served stale.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,10 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, warehouse};
+use amoeba_catalog::Catalog;
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
-use amoeba_engine::ledger::delta::order_rows;
+use amoeba_engine::ledger::delta::{PublishedCosting, cost_ledger_rows, cost_rows, order_rows};
+use amoeba_engine::ledger::{ClosureKeys, Ledger};
 use amoeba_engine::{Closure, Served};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
@@ -134,13 +138,16 @@ type Grain = BTreeMap<Vec<String>, (i128, i64)>;
 const ORDER_LOCAL: &str =
     "source IN ('order_lines', 'refunds', 'ad_spend', 'waybills') OR source LIKE 'fees:%'";
 
-/// The rows of `table` in `ctx` (ledger columns) whose source is order-local, added with `sign`
-/// into `into`.
-async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sign: i128) {
+/// The costing's sources: what [`cost_rows`] rebuilds.
+const COSTING: &str = "source LIKE 'cogs:%' OR source = 'stock_adjustments'";
+
+/// The rows of `table` in `ctx` (ledger columns) whose source is one of `sources` (a
+/// condition), added with `sign` into `into`.
+async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sources: &str, sign: i128) {
     let sql = format!(
         "SELECT CAST(date AS VARCHAR), platform, shop_id, sku, campaign, unit_id, account, \
                 source, CAST(amount AS VARCHAR), CAST(qty AS VARCHAR) \
-         FROM {table} WHERE {ORDER_LOCAL}"
+         FROM {table} WHERE {sources}"
     );
     for mut row in rows(ctx, &sql).await {
         let qty = row.pop().expect("qty");
@@ -160,9 +167,8 @@ async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sign: i12
     into.retain(|_, (amount, qty)| *amount != 0 || *qty != 0);
 }
 
-/// ledger(Fₙ) = ledger(Fₒ) + order_rows(K, Fₙ) − order_rows(K, Fₒ) for the order-local
-/// sources: the closure's keys bound every row the change touches.
-async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
+/// The new side's ledger, the closure's keys and the catalog of the old side.
+fn sides(after: &Served) -> (&Ledger, &ClosureKeys, Catalog) {
     let ledger = after.ledger.as_ref().expect("a ledger");
     let keys = ledger
         .closure()
@@ -172,13 +178,18 @@ async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
         .input_changes()
         .map(|c| c.added.iter().cloned().collect())
         .expect("the changes");
+    (ledger, keys, after.catalog.without(&added))
+}
+
+/// ledger(Fₙ) = ledger(Fₒ) + order_rows(K, Fₙ) − order_rows(K, Fₒ) for the order-local
+/// sources: the closure's keys bound every row the change touches.
+async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
+    let (_, keys, old) = sides(after);
     let model = after.catalog.model().cloned().expect("a model");
     let new_side = order_rows(&after.catalog, &model, keys)
         .await
         .expect("rows(K, Fn)");
-    let old_side = order_rows(&after.catalog.without(&added), &model, keys)
-        .await
-        .expect("rows(K, Fo)");
+    let old_side = order_rows(&old, &model, keys).await.expect("rows(K, Fo)");
     let delta = amoeba_engine::new_session().expect("session");
     for (name, batches) in [("d_new", new_side), ("d_old", old_side)] {
         let schema = batches.first().expect("rows").schema();
@@ -188,12 +199,22 @@ async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
             .expect("register");
     }
     let mut expected = Grain::new();
-    add_rows(&mut expected, &before.ctx, "pnl_ledger", 1).await;
+    add_rows(&mut expected, &before.ctx, "pnl_ledger", ORDER_LOCAL, 1).await;
     let unchanged = expected.len();
-    add_rows(&mut expected, &delta, "d_new", 1).await;
-    add_rows(&mut expected, &delta, "d_old", -1).await;
+    add_rows(&mut expected, &delta, "d_new", ORDER_LOCAL, 1).await;
+    add_rows(&mut expected, &delta, "d_old", ORDER_LOCAL, -1).await;
     let mut built = Grain::new();
-    add_rows(&mut built, &after.ctx, "pnl_ledger", 1).await;
+    add_rows(&mut built, &after.ctx, "pnl_ledger", ORDER_LOCAL, 1).await;
+    assert_same_grain(what, &built, &expected);
+    assert_ne!(built.len(), unchanged, "{what}: the day added rows");
+    eprintln!(
+        "{what}: {} order-local grain rows = {unchanged} before ± the delta",
+        built.len()
+    );
+}
+
+/// `built` and `expected` hold the same rows.
+fn assert_same_grain(what: &str, built: &Grain, expected: &Grain) {
     let differing: Vec<_> = built
         .iter()
         .filter(|(k, v)| expected.get(*k) != Some(*v))
@@ -210,9 +231,84 @@ async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
         differing.is_empty(),
         "{what}: the delta misses (key, built, expected): {differing:#?}"
     );
-    assert_ne!(built.len(), unchanged, "{what}: the day added rows");
+}
+
+/// Registers `batch` as `name` in `ctx`.
+fn register(ctx: &SessionContext, name: &str, batch: &RecordBatch) {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).expect("a table");
+    ctx.register_table(name, Arc::new(table)).expect("register");
+}
+
+/// ledger(Fₙ)'s costing rows = ledger(Fₒ)'s + those of the changed chains re-costed from the
+/// published book − those they replace, and the re-costed chains' book pages are the new
+/// build's.
+async fn costing_adds_up(what: &str, before: &Served, after: &Served) {
+    let (ledger, keys, old) = sides(after);
+    // The old side's costing as a build in memory keeps it (a served ledger lets it go).
+    let published = Ledger::build(&old).await.expect("the old side's build");
+    let model = after.catalog.model().cloned().expect("a model");
+    let new_book = ledger.stock_book().expect("the new book");
+    let check = amoeba_engine::new_session().expect("session");
+    register(&check, "a_book", new_book);
+    let last_month = rows(&check, "SELECT max(month) FROM a_book")
+        .await
+        .remove(0)
+        .remove(0);
+    let delta = cost_rows(
+        &old,
+        &after.catalog,
+        &model,
+        keys,
+        PublishedCosting {
+            costed: published.costed_movements().expect("kept in memory"),
+            book: published.stock_book().expect("a book"),
+        },
+        Some(&last_month),
+    )
+    .await
+    .expect("re-costing");
+    for (name, costed) in [("d_new", &delta.costed), ("d_old", &delta.replaced)] {
+        let grain = cost_ledger_rows(costed, &model).await.expect("cost rows");
+        register(&check, name, &grain);
+    }
+    let mut expected = Grain::new();
+    add_rows(&mut expected, &before.ctx, "pnl_ledger", COSTING, 1).await;
+    let unchanged = expected.len();
+    add_rows(&mut expected, &check, "d_new", COSTING, 1).await;
+    add_rows(&mut expected, &check, "d_old", COSTING, -1).await;
+    let mut built = Grain::new();
+    add_rows(&mut built, &after.ctx, "pnl_ledger", COSTING, 1).await;
+    assert_same_grain(&format!("{what}, costing"), &built, &expected);
+
+    register(&check, "d_chains", &delta.chains);
+    register(&check, "d_book", &delta.book);
+    let from = "a_book a JOIN d_chains c ON c.sku = a.sku AND c.warehouse = a.warehouse \
+                WHERE a.month >= c.from_month";
+    for sql in [
+        format!("SELECT count(*) FROM (SELECT a.* FROM {from} EXCEPT SELECT * FROM d_book)"),
+        format!("SELECT count(*) FROM (SELECT * FROM d_book EXCEPT SELECT a.* FROM {from})"),
+    ] {
+        assert_eq!(
+            rows(&check, &sql).await,
+            vec![vec!["0".to_string()]],
+            "{what}: the re-costed book differs from the new build's: {sql}"
+        );
+    }
+    let months: BTreeSet<String> = rows(&check, "SELECT DISTINCT from_month FROM d_chains")
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(delta.chains.num_rows() > 0, "{what}: no chain re-costed");
+    assert!(delta.book.num_rows() > 0, "{what}: no book page re-costed");
     eprintln!(
-        "{what}: {} order-local grain rows = {unchanged} before ± the delta",
+        "{what}: {} chains re-costed from {months:?}: {} of {} movements; {} costing grain \
+         rows = {unchanged} before ± the delta",
+        delta.chains.num_rows(),
+        delta.costed.num_rows(),
+        published
+            .costed_movements()
+            .map_or(0, RecordBatch::num_rows),
         built.len()
     );
 }
@@ -244,6 +340,7 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
         order_local_rows_add_up(what, &before, &after).await;
+        costing_adds_up(what, &before, &after).await;
         if what == "the last order day" {
             assert!(
                 closure.months.len() < after.ledger_manifest.as_ref().map_or(0, |m| m.months.len()),

@@ -166,10 +166,6 @@ impl<'a> Stock<'a> {
 
     /// The stock resumed at `state`, with what each earlier issue of the chain took (by sale
     /// line: value × 10^4, units), for the returns still to come.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the incremental build resumes, next")
-    )]
     pub(crate) fn resume(
         method: CostingMethod,
         state: &StockState,
@@ -490,10 +486,6 @@ pub(crate) type IssuedByLine<'a> = HashMap<&'a str, (i128, i64)>;
 
 /// What each issue of `costed` (a batch [`cost_batch_from`] returned) took, by chain and sale
 /// line: the `issued` a chain is resumed with.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the incremental build resumes, next")
-)]
 pub(crate) fn issued_by_chain(
     costed: &RecordBatch,
 ) -> Result<HashMap<(String, String), IssuedByLine<'_>>> {

@@ -89,6 +89,8 @@ pub struct Ledger {
     rows: usize,
     /// The stock book (`stock.rs`): built with the ledger, or read back with a reused one.
     stock: Option<RecordBatch>,
+    /// The costed movements (`b_costed`, in chain and time order), kept when built in memory.
+    costed: Option<RecordBatch>,
     checks: Vec<CheckRow>,
     elapsed: Duration,
     /// The fingerprint of the inputs it was built from, recorded when it is published.
@@ -211,6 +213,9 @@ impl Ledger {
             Some(&mut pages),
         )?;
         drop(moves);
+        // Kept for the costing delta of the next version (`delta::cost_rows`), when the build
+        // runs in memory: on disk, keeping it is what the memory limit is there to prevent.
+        let kept_costed = matches!(staging, Staging::Memory).then(|| costed.clone());
         staging.batch(&ctx, "b_costed", costed).await?;
         lap(&mut step, "costing");
 
@@ -304,6 +309,7 @@ impl Ledger {
             rows,
             batches,
             stock: Some(stock),
+            costed: kept_costed,
             checks,
             elapsed: started.elapsed(),
             inputs: None,
@@ -323,6 +329,7 @@ impl Ledger {
             batches: Vec::new(),
             rows: 0,
             stock: None,
+            costed: None,
             checks: manifest.checks.clone(),
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),
@@ -382,7 +389,22 @@ impl Ledger {
     /// this, 3.6 GiB before, against 150 MiB for one that reused a published ledger.)
     pub(crate) fn release_rows(&mut self) {
         self.batches = Vec::new();
+        self.costed = None;
         self.staged = None;
+    }
+
+    /// The stock book as stored (`_stock.book`: each chain's costing state at every month
+    /// end), for a built ledger.
+    pub fn stock_book(&self) -> Option<&RecordBatch> {
+        self.stock.as_ref()
+    }
+
+    /// The costed stock movements in chain and time order (receipts, issues, returns,
+    /// adjustments, each with its `value` and exact `value_e4`): what [`delta::cost_rows`]
+    /// re-costs a changed chain from. Kept by a build in memory until
+    /// the rows are let go after publishing.
+    pub fn costed_movements(&self) -> Option<&RecordBatch> {
+        self.costed.as_ref()
     }
 
     /// Whether it was built with its working tables on disk (`[ledger] memory_limit_mb`).

@@ -75,6 +75,20 @@ fn next_month(month: &str) -> Option<String> {
     })
 }
 
+/// The month before `YYYY-MM`.
+pub(crate) fn previous_month(month: &str) -> Option<String> {
+    let y: i32 = month.get(..4)?.parse().ok()?;
+    let m: u32 = month.get(5..7)?.parse().ok()?;
+    if !(1..=12).contains(&m) || month.len() != 7 {
+        return None;
+    }
+    Some(if m == 1 {
+        format!("{:04}-12", y - 1)
+    } else {
+        format!("{y:04}-{:02}", m - 1)
+    })
+}
+
 /// The stock book as stored: `pages` (in chain and month order, as the costing wrote them)
 /// with each chain carried forward through `last_month`.
 pub(crate) fn book_batch(pages: &[MonthEnd], last_month: Option<&str>) -> Result<RecordBatch> {
@@ -142,10 +156,6 @@ pub(crate) fn book_batch(pages: &[MonthEnd], last_month: Option<&str>) -> Result
 
 /// The pages of a stored book, one per chain and month (carried-forward months included):
 /// where the incremental build (docs/incremental.md) resumes the costing of a chain.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "read by the incremental build, next")
-)]
 pub(crate) fn pages_of(batch: &RecordBatch) -> Result<Vec<MonthEnd>> {
     const WHAT: &str = "stock book";
     let text = |name: &str| utf8_named(batch, name, WHAT);
