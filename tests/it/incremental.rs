@@ -13,7 +13,9 @@ use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, wareh
 use amoeba_catalog::Catalog;
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
-use amoeba_engine::ledger::delta::{PublishedCosting, cost_ledger_rows, cost_rows, order_rows};
+use amoeba_engine::ledger::delta::{
+    PublishedCosting, cost_ledger_rows, cost_rows, month_rows, order_rows,
+};
 use amoeba_engine::ledger::{ClosureKeys, Ledger};
 use amoeba_engine::{Closure, Served};
 use datafusion::arrow::array::RecordBatch;
@@ -181,9 +183,12 @@ fn sides(after: &Served) -> (&Ledger, &ClosureKeys, Catalog) {
     (ledger, keys, after.catalog.without(&added))
 }
 
+/// Rows of a delta: those of the new side, those of the old.
+type Sides = (Vec<RecordBatch>, Vec<RecordBatch>);
+
 /// ledger(Fₙ) = ledger(Fₒ) + order_rows(K, Fₙ) − order_rows(K, Fₒ) for the order-local
 /// sources: the closure's keys bound every row the change touches.
-async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
+async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) -> Sides {
     let (_, keys, old) = sides(after);
     let model = after.catalog.model().cloned().expect("a model");
     let new_side = order_rows(&after.catalog, &model, keys)
@@ -191,7 +196,7 @@ async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
         .expect("rows(K, Fn)");
     let old_side = order_rows(&old, &model, keys).await.expect("rows(K, Fo)");
     let delta = amoeba_engine::new_session().expect("session");
-    for (name, batches) in [("d_new", new_side), ("d_old", old_side)] {
+    for (name, batches) in [("d_new", new_side.clone()), ("d_old", old_side.clone())] {
         let schema = batches.first().expect("rows").schema();
         let table = MemTable::try_new(schema, vec![batches]).expect("a table");
         delta
@@ -211,6 +216,7 @@ async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) {
         "{what}: {} order-local grain rows = {unchanged} before ± the delta",
         built.len()
     );
+    (new_side, old_side)
 }
 
 /// `built` and `expected` hold the same rows.
@@ -242,7 +248,7 @@ fn register(ctx: &SessionContext, name: &str, batch: &RecordBatch) {
 /// ledger(Fₙ)'s costing rows = ledger(Fₒ)'s + those of the changed chains re-costed from the
 /// published book − those they replace, and the re-costed chains' book pages are the new
 /// build's.
-async fn costing_adds_up(what: &str, before: &Served, after: &Served) {
+async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (Ledger, Sides) {
     let (ledger, keys, old) = sides(after);
     // The old side's costing as a build in memory keeps it (a served ledger lets it go).
     let published = Ledger::build(&old).await.expect("the old side's build");
@@ -267,9 +273,11 @@ async fn costing_adds_up(what: &str, before: &Served, after: &Served) {
     )
     .await
     .expect("re-costing");
+    let mut grains = Vec::new();
     for (name, costed) in [("d_new", &delta.costed), ("d_old", &delta.replaced)] {
         let grain = cost_ledger_rows(costed, &model).await.expect("cost rows");
         register(&check, name, &grain);
+        grains.push(vec![grain]);
     }
     let mut expected = Grain::new();
     add_rows(&mut expected, &before.ctx, "pnl_ledger", COSTING, 1).await;
@@ -311,6 +319,76 @@ async fn costing_adds_up(what: &str, before: &Served, after: &Served) {
             .map_or(0, RecordBatch::num_rows),
         built.len()
     );
+    let old_grain = grains.pop().expect("old");
+    let new_grain = grains.pop().expect("new");
+    (published, (new_grain, old_grain))
+}
+
+/// The month rules' rows: everything but the order-local and costing sources.
+const MONTH_RULES: &str = "source NOT IN ('order_lines', 'refunds', 'ad_spend', 'waybills', \
+     'stock_adjustments') AND source NOT LIKE 'fees:%' AND source NOT LIKE 'cogs:%'";
+
+/// ledger(Fₙ)'s month-rule rows (pools, settlements, step-down) are ledger(Fₒ)'s, with those
+/// of the months [`month_rows`] finds changed replaced by the rows it computes from the
+/// published month inputs plus the change.
+async fn month_rules_add_up(
+    what: &str,
+    before: &Served,
+    after: &Served,
+    published: &Ledger,
+    deltas: [&Sides; 2],
+) {
+    let (_, keys, old) = sides(after);
+    let model = after.catalog.model().cloned().expect("a model");
+    let mut base: Vec<(&[RecordBatch], i128)> = Vec::new();
+    for (new_side, old_side) in deltas {
+        base.push((new_side, 1));
+        base.push((old_side, -1));
+    }
+    let delta = month_rows(
+        &old,
+        &after.catalog,
+        &model,
+        keys,
+        published.month_inputs().expect("built"),
+        &base,
+    )
+    .await
+    .expect("the month rules");
+    assert!(!delta.months.is_empty(), "{what}: no month's rules changed");
+    let check = amoeba_engine::new_session().expect("session");
+    register(&check, "d_month", &delta.rows);
+    let months = delta
+        .months
+        .iter()
+        .map(|m| format!("'{m}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut expected = Grain::new();
+    let kept = format!("({MONTH_RULES}) AND to_char(date, '%Y-%m') NOT IN ({months})");
+    add_rows(&mut expected, &before.ctx, "pnl_ledger", &kept, 1).await;
+    let unchanged = expected.len();
+    add_rows(&mut expected, &check, "d_month", MONTH_RULES, 1).await;
+    let mut built = Grain::new();
+    add_rows(&mut built, &after.ctx, "pnl_ledger", MONTH_RULES, 1).await;
+    assert_same_grain(&format!("{what}, month rules"), &built, &expected);
+    assert_eq!(
+        delta.inputs.months(),
+        after
+            .ledger
+            .as_ref()
+            .and_then(|l| l.month_inputs())
+            .expect("built")
+            .months(),
+        "{what}: the months of the month rules"
+    );
+    eprintln!(
+        "{what}: month rules of {} month(s) replaced ({:?}): {} month-rule grain rows, {unchanged} \
+         of them kept",
+        delta.months.len(),
+        delta.months,
+        built.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,8 +417,9 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         let closure = check(&format!("{what} ({day})"), &before, &after);
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
-        order_local_rows_add_up(what, &before, &after).await;
-        costing_adds_up(what, &before, &after).await;
+        let order = order_local_rows_add_up(what, &before, &after).await;
+        let (published, cost) = costing_adds_up(what, &before, &after).await;
+        month_rules_add_up(what, &before, &after, &published, [&order, &cost]).await;
         if what == "the last order day" {
             assert!(
                 closure.months.len() < after.ledger_manifest.as_ref().map_or(0, |m| m.months.len()),

@@ -33,7 +33,7 @@ pub(crate) struct MonthRow {
 }
 
 /// One expense row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expense {
     pub(crate) month: String,
     pub(crate) category: String,
@@ -61,6 +61,52 @@ impl MonthRules {
                 cents,
                 source,
             });
+        }
+    }
+}
+
+/// What the month rules of a version are computed from, kept with it: the driver values and
+/// unit totals by month, and the expenses. The delta build adds what a change does to the
+/// totals and drivers ([`MonthInputs::add`]) and applies the rules again: they are tiny.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonthInputs {
+    pub(crate) drivers: Drivers,
+    /// Unit totals (cents) by (month, unit) of everything before the rules.
+    pub(crate) totals: BTreeMap<(String, String), i128>,
+    pub(crate) expenses: Vec<Expense>,
+}
+
+impl MonthInputs {
+    /// Every month with data: those of the totals and of the expenses.
+    pub fn months(&self) -> BTreeSet<String> {
+        let mut months: BTreeSet<String> = self.totals.keys().map(|(m, _)| m.clone()).collect();
+        months.extend(self.expenses.iter().map(|e| e.month.clone()));
+        months
+    }
+
+    /// Pools, settlements and step-down over these inputs.
+    pub(crate) fn apply(&self, model: &Model) -> Result<MonthRules> {
+        apply(
+            model,
+            &self.expenses,
+            &self.drivers,
+            &self.totals,
+            &self.months(),
+        )
+    }
+
+    /// Adds `drivers` and `totals`, times `sign` (±1), to these.
+    pub(crate) fn add(
+        &mut self,
+        drivers: &Drivers,
+        totals: &BTreeMap<(String, String), i128>,
+        sign: i128,
+    ) {
+        for (key, value) in drivers {
+            *self.drivers.entry(key.clone()).or_default() += sign * value;
+        }
+        for (key, value) in totals {
+            *self.totals.entry(key.clone()).or_default() += sign * value;
         }
     }
 }

@@ -47,7 +47,7 @@ mod staging;
 mod stock;
 mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,7 @@ pub use store::{
     published_listing,
 };
 
+pub use allocation::MonthInputs;
 use allocation::{Drivers, Expense, MonthRow};
 
 /// A built ledger: its rows, the reconciliation report, and how long it took — or a ledger
@@ -91,6 +92,8 @@ pub struct Ledger {
     stock: Option<RecordBatch>,
     /// The costed movements (`b_costed`, in chain and time order), kept when built in memory.
     costed: Option<RecordBatch>,
+    /// What the month rules were computed from (for a built ledger).
+    month_inputs: Option<MonthInputs>,
     checks: Vec<CheckRow>,
     elapsed: Duration,
     /// The fingerprint of the inputs it was built from, recorded when it is published.
@@ -237,12 +240,13 @@ impl Ledger {
 
         // Month-level rules over the drivers.
         let mut step = Instant::now();
-        let drivers = drivers(&ctx).await?;
-        let expenses = expenses(&ctx).await?;
-        let totals = unit_totals(&ctx).await?;
-        let mut months: BTreeSet<String> = totals.keys().map(|(m, _)| m.clone()).collect();
-        months.extend(expenses.iter().map(|e| e.month.clone()));
-        let rules = allocation::apply(&model, &expenses, &drivers, &totals, &months)?;
+        let month_inputs = MonthInputs {
+            drivers: drivers(&ctx).await?,
+            totals: unit_totals(&ctx, "b_base").await?,
+            expenses: expenses(&ctx).await?,
+        };
+        let months = month_inputs.months();
+        let rules = month_inputs.apply(&model)?;
         register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
         let stock = stock::book_batch(&pages, months.iter().next_back().map(String::as_str))?;
         drop(pages);
@@ -310,6 +314,7 @@ impl Ledger {
             batches,
             stock: Some(stock),
             costed: kept_costed,
+            month_inputs: Some(month_inputs),
             checks,
             elapsed: started.elapsed(),
             inputs: None,
@@ -330,6 +335,7 @@ impl Ledger {
             rows: 0,
             stock: None,
             costed: None,
+            month_inputs: None,
             checks: manifest.checks.clone(),
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),
@@ -405,6 +411,12 @@ impl Ledger {
     /// the rows are let go after publishing.
     pub fn costed_movements(&self) -> Option<&RecordBatch> {
         self.costed.as_ref()
+    }
+
+    /// What its month rules (pools, settlements, step-down) were computed from, for a built
+    /// ledger: what [`delta::month_rows`] adds a change to.
+    pub fn month_inputs(&self) -> Option<&MonthInputs> {
+        self.month_inputs.as_ref()
     }
 
     /// Whether it was built with its working tables on disk (`[ledger] memory_limit_mb`).
@@ -686,14 +698,19 @@ pub(crate) fn units_batch(model: &Model) -> Result<RecordBatch> {
 }
 
 /// Driver values by (month, unit, driver), × 10^4.
-const DRIVERS_SQL: &str = "\
+/// The drivers summed from `b_base` (money): additive over its rows.
+const BASE_DRIVERS_SQL: &str = "\
     SELECT to_char(date, '%Y-%m'), unit_id, 'net_sales', SUM(amount) FROM b_base \
       WHERE account IN ('gross_sales', 'seller_discount', 'shipping_income', 'refund') GROUP BY 1, 2 \
     UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'gross_sales', SUM(amount) FROM b_base \
       WHERE account = 'gross_sales' GROUP BY 1, 2 \
     UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'cogs', SUM(amount) FROM b_base \
-      WHERE account = 'cogs' GROUP BY 1, 2 \
-    UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'orders', \
+      WHERE account = 'cogs' GROUP BY 1, 2";
+
+/// The drivers counted over the order lines (`b_lines`) and the waybills: additive over
+/// orders (an order is counted in the month and unit of its lines, whatever other orders do).
+const ORDER_DRIVERS_SQL: &str = "\
+    SELECT to_char(date, '%Y-%m'), unit_id, 'orders', \
       COUNT(DISTINCT concat(platform, '|', shop_id, '|', order_id)) FROM b_lines GROUP BY 1, 2 \
     UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'units', SUM(qty) FROM b_lines GROUP BY 1, 2 \
     UNION ALL SELECT to_char(date, '%Y-%m'), unit_id, 'orders_shipped', \
@@ -702,13 +719,26 @@ const DRIVERS_SQL: &str = "\
       WHERE issued GROUP BY 1, 2 \
     UNION ALL SELECT to_char(w.shipped_at, '%Y-%m'), o.unit_id, 'weight_kg', SUM(w.weight_kg) \
       FROM waybills w JOIN b_orders o ON o.order_id = w.order_id AND o.unique_id \
-      WHERE w.direction = 'outbound' GROUP BY 1, 2 \
-    UNION ALL SELECT month, unit_id, 'hours', SUM(hours) FROM hours GROUP BY 1, 2";
+      WHERE w.direction = 'outbound' GROUP BY 1, 2";
 
+/// The hours worked, from the company's data.
+const HOURS_DRIVERS_SQL: &str =
+    "SELECT month, unit_id, 'hours', SUM(hours) FROM hours GROUP BY 1, 2";
+
+/// Every driver of the month rules, over the build's working tables.
 async fn drivers(ctx: &SessionContext) -> Result<Drivers> {
+    drivers_of(
+        ctx,
+        &[BASE_DRIVERS_SQL, ORDER_DRIVERS_SQL, HOURS_DRIVERS_SQL].join(" UNION ALL "),
+    )
+    .await
+}
+
+/// The drivers `sql` computes (month, unit, driver name, value).
+async fn drivers_of(ctx: &SessionContext, sql: &str) -> Result<Drivers> {
     let sql = format!(
         "SELECT CAST(m AS VARCHAR), CAST(u AS VARCHAR), CAST(d AS VARCHAR), CAST(v AS DECIMAL(38,4)) \
-         FROM ({DRIVERS_SQL}) AS t(m, u, d, v)"
+         FROM ({sql}) AS t(m, u, d, v)"
     );
     let mut out = Drivers::new();
     for batch in ctx.sql(&sql).await?.collect().await? {
@@ -758,11 +788,17 @@ async fn expenses(ctx: &SessionContext) -> Result<Vec<Expense>> {
     Ok(out)
 }
 
-async fn unit_totals(ctx: &SessionContext) -> Result<BTreeMap<(String, String), i128>> {
-    let sql = "SELECT to_char(date, '%Y-%m'), unit_id, CAST(SUM(amount) AS DECIMAL(38,2)) \
-               FROM b_base GROUP BY 1, 2";
+/// The unit totals (cents) by (month, unit) of the ledger rows in `table`.
+async fn unit_totals(
+    ctx: &SessionContext,
+    table: &str,
+) -> Result<BTreeMap<(String, String), i128>> {
+    let sql = format!(
+        "SELECT to_char(date, '%Y-%m'), unit_id, CAST(SUM(amount) AS DECIMAL(38,2)) \
+         FROM {table} GROUP BY 1, 2"
+    );
     let mut out = BTreeMap::new();
-    for batch in ctx.sql(sql).await?.collect().await? {
+    for batch in ctx.sql(&sql).await?.collect().await? {
         let (m, u, a) = (
             string_col(&batch, 0)?,
             string_col(&batch, 1)?,
