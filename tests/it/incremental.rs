@@ -14,7 +14,7 @@ use amoeba_catalog::Catalog;
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
 use amoeba_engine::ledger::delta::{
-    PublishedCosting, cost_ledger_rows, cost_rows, month_rows, order_rows,
+    MonthDelta, PublishedCosting, cost_ledger_rows, cost_rows, merge_months, month_rows, order_rows,
 };
 use amoeba_engine::ledger::{ClosureKeys, Ledger};
 use amoeba_engine::{Closure, Served};
@@ -165,7 +165,7 @@ async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sources: 
         entry.0 += sign * cents;
         entry.1 += i64::try_from(sign).expect("±1") * qty;
     }
-    // A delta cannot tell a row that sums to nothing from no row (the `lines` count will).
+    // The ledger keeps no row that carries nothing, and neither does a sum of deltas.
     into.retain(|_, (amount, qty)| *amount != 0 || *qty != 0);
 }
 
@@ -337,7 +337,7 @@ async fn month_rules_add_up(
     after: &Served,
     published: &Ledger,
     deltas: [&Sides; 2],
-) {
+) -> MonthDelta {
     let (_, keys, old) = sides(after);
     let model = after.catalog.model().cloned().expect("a model");
     let mut base: Vec<(&[RecordBatch], i128)> = Vec::new();
@@ -389,6 +389,59 @@ async fn month_rules_add_up(
         delta.months,
         built.len()
     );
+    delta
+}
+
+/// The published ledger with the delta merged in ([`merge_months`]) is the new build's, month
+/// by month: each rewritten month has the fingerprint of the new build's, and every other
+/// month is the same in both builds.
+async fn merged_months_are_the_new_builds(
+    what: &str,
+    before: &Served,
+    after: &Served,
+    deltas: [&Sides; 2],
+    rules: &MonthDelta,
+) {
+    let mut base: Vec<(&[RecordBatch], i128)> = Vec::new();
+    for (new_side, old_side) in deltas {
+        base.push((new_side, 1));
+        base.push((old_side, -1));
+    }
+    let merged = merge_months(&before.ctx, &base, rules)
+        .await
+        .expect("the merge");
+    let fingerprints = merged.fingerprints().expect("fingerprints");
+    let months = |served: &Served| {
+        served
+            .ledger_manifest
+            .as_ref()
+            .expect("published")
+            .months
+            .clone()
+    };
+    let (was, is) = (months(before), months(after));
+    for month in was.keys().chain(is.keys()).collect::<BTreeSet<_>>() {
+        if merged.months.contains(month) {
+            assert_eq!(
+                fingerprints.get(month),
+                is.get(month),
+                "{what}: the merged month {month} is not the new build's"
+            );
+        } else {
+            assert_eq!(
+                was.get(month),
+                is.get(month),
+                "{what}: month {month} changed but was not merged"
+            );
+        }
+    }
+    let rows: usize = merged.batches.iter().map(RecordBatch::num_rows).sum();
+    eprintln!(
+        "{what}: {} month(s) merged ({:?}): {rows} rows, each month's fingerprint the new \
+         build's",
+        merged.months.len(),
+        merged.months
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +472,8 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         same_views_without_the_added_files(what, &before, &after).await;
         let order = order_local_rows_add_up(what, &before, &after).await;
         let (published, cost) = costing_adds_up(what, &before, &after).await;
-        month_rules_add_up(what, &before, &after, &published, [&order, &cost]).await;
+        let rules = month_rules_add_up(what, &before, &after, &published, [&order, &cost]).await;
+        merged_months_are_the_new_builds(what, &before, &after, [&order, &cost], &rules).await;
         if what == "the last order day" {
             assert!(
                 closure.months.len() < after.ledger_manifest.as_ref().map_or(0, |m| m.months.len()),

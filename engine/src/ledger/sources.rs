@@ -13,6 +13,11 @@ use super::assign::{RowKeys, unit_expr};
 use super::spread::Spread;
 
 /// The ledger's columns, in order (before `month`).
+/// The sources of the month rules' rows (`allocation.rs`): every other row is summed from
+/// the exports at the ledger grain (`b_base`).
+pub(crate) const MONTH_RULE_SOURCES: &str = "(source LIKE 'expenses:%' OR source LIKE 'pool:%' \
+     OR source LIKE 'settlement:%' OR source LIKE 'step_down:%')";
+
 pub(crate) const LEDGER_COLUMNS: &str =
     "date, platform, shop_id, sku, campaign, unit_id, account, amount, qty, source";
 
