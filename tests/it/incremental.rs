@@ -16,7 +16,9 @@ use amoeba_engine::cube::RefreshOptions;
 use amoeba_engine::ledger::delta::{
     MonthDelta, PublishedCosting, cost_ledger_rows, cost_rows, merge_months, month_rows, order_rows,
 };
-use amoeba_engine::ledger::{ClosureKeys, Ledger};
+use amoeba_engine::ledger::{
+    ClosureKeys, Ledger, MonthInputs, published_costed, published_month_inputs, published_stock,
+};
 use amoeba_engine::{Closure, Served};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
@@ -248,10 +250,23 @@ fn register(ctx: &SessionContext, name: &str, batch: &RecordBatch) {
 /// ledger(Fₙ)'s costing rows = ledger(Fₒ)'s + those of the changed chains re-costed from the
 /// published book − those they replace, and the re-costed chains' book pages are the new
 /// build's.
-async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (Ledger, Sides) {
+async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (MonthInputs, Sides) {
     let (ledger, keys, old) = sides(after);
-    // The old side's costing as a build in memory keeps it (a served ledger lets it go).
-    let published = Ledger::build(&old).await.expect("the old side's build");
+    // What the published version stored for the delta build, read back.
+    let warehouse = before.catalog.warehouse();
+    let version = &before.ledger_manifest.as_ref().expect("published").version;
+    let published_costed = published_costed(warehouse, version)
+        .await
+        .expect("read the costed movements")
+        .expect("stored with the version");
+    let published_book = published_stock(warehouse, version)
+        .await
+        .expect("read the book")
+        .expect("stored with the version");
+    let month_inputs = published_month_inputs(warehouse, version)
+        .await
+        .expect("read the month inputs")
+        .expect("stored with the version");
     let model = after.catalog.model().cloned().expect("a model");
     let new_book = ledger.stock_book().expect("the new book");
     let check = amoeba_engine::new_session().expect("session");
@@ -266,8 +281,8 @@ async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (Ledger
         &model,
         keys,
         PublishedCosting {
-            costed: published.costed_movements().expect("kept in memory"),
-            book: published.stock_book().expect("a book"),
+            costed: &published_costed,
+            book: &published_book,
         },
         Some(&last_month),
     )
@@ -314,14 +329,12 @@ async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (Ledger
          rows = {unchanged} before ± the delta",
         delta.chains.num_rows(),
         delta.costed.num_rows(),
-        published
-            .costed_movements()
-            .map_or(0, RecordBatch::num_rows),
+        published_costed.num_rows(),
         built.len()
     );
     let old_grain = grains.pop().expect("old");
     let new_grain = grains.pop().expect("new");
-    (published, (new_grain, old_grain))
+    (month_inputs, (new_grain, old_grain))
 }
 
 /// The month rules' rows: everything but the order-local and costing sources.
@@ -335,7 +348,7 @@ async fn month_rules_add_up(
     what: &str,
     before: &Served,
     after: &Served,
-    published: &Ledger,
+    published: &MonthInputs,
     deltas: [&Sides; 2],
 ) -> MonthDelta {
     let (_, keys, old) = sides(after);
@@ -345,16 +358,9 @@ async fn month_rules_add_up(
         base.push((new_side, 1));
         base.push((old_side, -1));
     }
-    let delta = month_rows(
-        &old,
-        &after.catalog,
-        &model,
-        keys,
-        published.month_inputs().expect("built"),
-        &base,
-    )
-    .await
-    .expect("the month rules");
+    let delta = month_rows(&old, &after.catalog, &model, keys, published, &base)
+        .await
+        .expect("the month rules");
     assert!(!delta.months.is_empty(), "{what}: no month's rules changed");
     let check = amoeba_engine::new_session().expect("session");
     register(&check, "d_month", &delta.rows);

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use amoeba_catalog::model::{Basis, Driver, Model};
 use amoeba_udfs::allocate_exact;
+use serde::{Deserialize, Serialize};
 
 use super::checks::{CheckRow, Status};
 use crate::error::{EngineError, Result};
@@ -95,6 +96,65 @@ impl MonthInputs {
         )
     }
 
+    /// As stored with a version (`_month_inputs.json`): amounts as exact integers in text
+    /// (drivers × 10^4, totals and expenses in cents).
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>> {
+        let stored = StoredMonthInputs {
+            drivers: self
+                .drivers
+                .iter()
+                .map(|((m, u, d), v)| [m.clone(), u.clone(), d.clone(), v.to_string()])
+                .collect(),
+            totals: self
+                .totals
+                .iter()
+                .map(|((m, u), v)| [m.clone(), u.clone(), v.to_string()])
+                .collect(),
+            expenses: self
+                .expenses
+                .iter()
+                .map(|e| {
+                    [
+                        e.month.clone(),
+                        e.category.clone(),
+                        e.cost_center.clone(),
+                        e.cents.to_string(),
+                    ]
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&stored).map_err(|e| EngineError::ledger(format!("month inputs: {e}")))
+    }
+
+    /// Read back from [`MonthInputs::to_json`]'s bytes; `at` names the file in errors.
+    pub(crate) fn from_json(bytes: &[u8], at: &str) -> Result<MonthInputs> {
+        let stored: StoredMonthInputs =
+            serde_json::from_slice(bytes).map_err(|e| EngineError::ledger(format!("{at}: {e}")))?;
+        let number = |text: &str| {
+            text.parse::<i128>()
+                .map_err(|_| EngineError::ledger(format!("{at}: '{text}' is not an integer")))
+        };
+        let mut out = MonthInputs::default();
+        for [m, u, d, v] in stored.drivers {
+            let value = number(&v)?;
+            out.drivers.insert((m, u, d), value);
+        }
+        for [m, u, v] in stored.totals {
+            let value = number(&v)?;
+            out.totals.insert((m, u), value);
+        }
+        for [month, category, cost_center, cents] in stored.expenses {
+            let cents = number(&cents)?;
+            out.expenses.push(Expense {
+                month,
+                category,
+                cost_center,
+                cents,
+            });
+        }
+        Ok(out)
+    }
+
     /// Adds `drivers` and `totals`, times `sign` (±1), to these.
     pub(crate) fn add(
         &mut self,
@@ -109,6 +169,17 @@ impl MonthInputs {
             *self.totals.entry(key.clone()).or_default() += sign * value;
         }
     }
+}
+
+/// [`MonthInputs`] as stored: rows of text.
+#[derive(Serialize, Deserialize)]
+struct StoredMonthInputs {
+    /// month, unit, driver, value × 10^4
+    drivers: Vec<[String; 4]>,
+    /// month, unit, cents
+    totals: Vec<[String; 3]>,
+    /// month, category, cost centre, cents
+    expenses: Vec<[String; 4]>,
 }
 
 /// Applies pools, settlements and step-down. `totals` are the unit totals (cents) by (month,

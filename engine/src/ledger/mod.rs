@@ -73,7 +73,7 @@ pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
 pub use store::{
     LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
-    published_listing,
+    published_costed, published_listing, published_month_inputs, published_stock,
 };
 
 pub use allocation::MonthInputs;

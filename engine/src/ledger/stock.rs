@@ -269,39 +269,16 @@ pub(crate) fn with_month(moves: &RecordBatch) -> Result<RecordBatch> {
     )
 }
 
-/// The book as a Parquet file's bytes (`_stock.book` of a ledger version).
+/// The book as a Parquet file's bytes (`_stock.book` of a ledger version). Compressed: a
+/// chain's layers repeat from one month to the next (and in the months a balance is carried
+/// forward); uncompressed, the book of scale 1 was 9.5 MB.
 pub(crate) fn to_parquet(book: &RecordBatch) -> Result<Vec<u8>> {
-    let err = |e: datafusion::parquet::errors::ParquetError| {
-        EngineError::ledger(format!("stock book: {e}"))
-    };
-    // Compressed: a chain's layers repeat from one month to the next (and in the months a
-    // balance is carried forward); uncompressed, the book of scale 1 was 9.5 MB.
-    let props = datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
-            datafusion::parquet::basic::ZstdLevel::default(),
-        ))
-        .build();
-    let mut writer =
-        datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), book.schema(), Some(props))
-            .map_err(err)?;
-    writer.write(book).map_err(err)?;
-    writer.into_inner().map_err(err)
+    super::store::batch_to_parquet(book, "stock book")
 }
 
 /// A book read back from [`to_parquet`]'s bytes; `at` names the file in errors.
 pub(crate) fn from_parquet(bytes: Vec<u8>, at: &str) -> Result<RecordBatch> {
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let err = |e: &dyn std::fmt::Display| EngineError::ledger(format!("{at}: {e}"));
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .map_err(|e| err(&e))?
-        .build()
-        .map_err(|e| err(&e))?;
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| err(&e))?;
-    let book = datafusion::arrow::compute::concat_batches(&book_schema(), &batches)
-        .map_err(|e| err(&e))?;
-    Ok(book)
+    super::store::batch_from_parquet(bytes, &book_schema(), at)
 }
 
 /// Units on hand of a stored book's row `i` (for tests).

@@ -6,6 +6,8 @@
 //!                              _manifest.json   rows, each month's fingerprint, the checks
 //!                              _inputs.json     the inputs it was built from, as listed
 //!                              _stock.book      the stock book (Parquet): month-end stock, at cost
+//!                              _costed.moves    the costed stock movements (Parquet)
+//!                              _month_inputs.json  what the month rules were computed from
 //!  <warehouse>/ledger/_current            "v<millis>"   ◄── written last: the publish
 //! ```
 //!
@@ -31,7 +33,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
-use super::Ledger;
+use super::{Ledger, MonthInputs};
 use crate::error::{EngineError, Result};
 use crate::inputs::InputListing;
 use crate::objects::{self, dir_url, next_version, now_ms};
@@ -49,6 +51,12 @@ const INPUTS: &str = "_inputs.json";
 /// Its stock book (`stock.rs`): Parquet, named so that the ledger table (every `.parquet`
 /// file under the version's folder) does not list it.
 const STOCK: &str = "_stock.book";
+/// Its costed stock movements (Parquet, named so that the ledger table does not list it
+/// either), which the delta build re-costs a changed chain from (`delta::cost_rows`).
+const COSTED: &str = "_costed.moves";
+/// What its month rules were computed from (`MonthInputs`), which the delta build adds a
+/// change to (`delta::month_rows`).
+const MONTH_INPUTS: &str = "_month_inputs.json";
 
 /// Rows per row group of a ledger file. A month (half a million rows at scale 1) is a few
 /// row groups, not one: a query of one month is scanned by every core (DataFusion splits a
@@ -122,15 +130,80 @@ fn stock_path(version: &str) -> String {
 
 /// The stock book of version `version` (`None` for a version published before books were
 /// kept: `stock_balances` is then empty until the next build).
-pub(crate) async fn published_stock(
-    warehouse: &Warehouse,
-    version: &str,
-) -> Result<Option<RecordBatch>> {
+pub async fn published_stock(warehouse: &Warehouse, version: &str) -> Result<Option<RecordBatch>> {
     let at = stock_path(version);
     match objects::read(warehouse, &at).await? {
         Some(bytes) => super::stock::from_parquet(bytes, &at).map(Some),
         None => Ok(None),
     }
+}
+
+/// The costed stock movements of version `version`, in chain and time order (`None` for a
+/// version that stored none: built on disk, or published before they were kept).
+pub async fn published_costed(warehouse: &Warehouse, version: &str) -> Result<Option<RecordBatch>> {
+    let at = format!("{LEDGER_DIR}/{version}/{COSTED}");
+    match objects::read(warehouse, &at).await? {
+        Some(bytes) => {
+            let schema = parquet_schema(&bytes, &at)?;
+            batch_from_parquet(bytes, &schema, &at).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// What the month rules of version `version` were computed from (`None` for a version
+/// published before they were kept).
+pub async fn published_month_inputs(
+    warehouse: &Warehouse,
+    version: &str,
+) -> Result<Option<MonthInputs>> {
+    let at = format!("{LEDGER_DIR}/{version}/{MONTH_INPUTS}");
+    match objects::read(warehouse, &at).await? {
+        Some(bytes) => MonthInputs::from_json(&bytes, &at).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `batch` as a Parquet file's bytes, ZSTD-compressed; `what` names it in errors.
+pub(crate) fn batch_to_parquet(batch: &RecordBatch, what: &str) -> Result<Vec<u8>> {
+    let err =
+        |e: datafusion::parquet::errors::ParquetError| EngineError::ledger(format!("{what}: {e}"));
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+            datafusion::parquet::basic::ZstdLevel::default(),
+        ))
+        .build();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
+            .map_err(err)?;
+    writer.write(batch).map_err(err)?;
+    writer.into_inner().map_err(err)
+}
+
+/// The schema of a Parquet file's bytes (as [`batch_to_parquet`] wrote it).
+fn parquet_schema(bytes: &[u8], at: &str) -> Result<SchemaRef> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .map(|b| Arc::clone(b.schema()))
+        .map_err(|e| EngineError::ledger(format!("{at}: {e}")))
+}
+
+/// The rows of a Parquet file's bytes as one batch of `schema`; `at` names the file in errors.
+pub(crate) fn batch_from_parquet(
+    bytes: Vec<u8>,
+    schema: &SchemaRef,
+    at: &str,
+) -> Result<RecordBatch> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let err = |e: &dyn std::fmt::Display| EngineError::ledger(format!("{at}: {e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| err(&e))?
+        .build()
+        .map_err(|e| err(&e))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| err(&e))?;
+    datafusion::arrow::compute::concat_batches(schema, &batches).map_err(|e| err(&e))
 }
 
 fn listing_path(version: &str) -> String {
@@ -201,6 +274,14 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
             super::stock::to_parquet(book)?,
         )
         .await?;
+    }
+    if let Some(costed) = &ledger.costed {
+        let at = format!("{LEDGER_DIR}/{version}/{COSTED}");
+        objects::write(warehouse, &at, batch_to_parquet(costed, &at)?).await?;
+    }
+    if let Some(inputs) = &ledger.month_inputs {
+        let at = format!("{LEDGER_DIR}/{version}/{MONTH_INPUTS}");
+        objects::write(warehouse, &at, inputs.to_json()?).await?;
     }
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| EngineError::ledger(format!("manifest of {version}: {e}")))?;
