@@ -720,8 +720,8 @@ pub(crate) fn units_batch(model: &Model) -> Result<RecordBatch> {
     )?)
 }
 
-/// Driver values by (month, unit, driver), × 10^4.
-/// The drivers summed from `b_base` (money): additive over its rows.
+/// The drivers summed from `b_base` (money): additive over its rows. (Every driver is
+/// (month, unit, driver name, value); the value is kept × 10^4.)
 const BASE_DRIVERS_SQL: &str = "\
     SELECT to_char(date, '%Y-%m'), unit_id, 'net_sales', SUM(amount) FROM b_base \
       WHERE account IN ('gross_sales', 'seller_discount', 'shipping_income', 'refund') GROUP BY 1, 2 \
