@@ -518,13 +518,28 @@ async fn check(warehouse: &str) -> CliResult<ExitCode> {
 /// "built in 12.3s", and how, when the model limits the build's memory.
 fn built(ledger: &amoeba_engine::Ledger) -> String {
     let took = format!("built in {:.1}s", ledger.elapsed().as_secs_f64());
-    match ledger.model().ledger_memory_limit {
+    let took = match ledger.model().ledger_memory_limit {
         Some(bytes) => format!("{took} (on disk, memory limit {} MiB)", bytes >> 20),
         None => took,
+    };
+    match (ledger.by_delta_of(), ledger.full_because()) {
+        (Some(delta), _) => format!(
+            "{took} by delta from {}: {} month(s) rewritten ({}), {} carried over",
+            delta.base,
+            delta.rewritten.len(),
+            delta
+                .rewritten
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            delta.months.len().saturating_sub(delta.rewritten.len())
+        ),
+        (None, Some(why)) => format!("{took} in full: {}", why.0),
+        (None, None) => took,
     }
 }
 
-/// A line per cube: what the refresh did.
 /// What changed in the inputs since the version a build replaces, and what that may touch.
 fn print_changes(ledger: &amoeba_engine::Ledger) {
     if let Some(changes) = ledger.input_changes() {
@@ -535,6 +550,7 @@ fn print_changes(ledger: &amoeba_engine::Ledger) {
     }
 }
 
+/// A line per cube: what the refresh did.
 fn print_cubes(cubes: &[CubeStatus]) {
     for c in cubes {
         let served = c

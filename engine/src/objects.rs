@@ -124,3 +124,12 @@ pub(crate) async fn list(warehouse: &Warehouse, dir: &Path) -> Result<Vec<Path>>
 pub(crate) async fn delete(warehouse: &Warehouse, at: &Path) -> Result<()> {
     warehouse.store().delete(at).await.map_err(store_err(at))
 }
+
+/// Copies one object to `to` (within the warehouse's store).
+pub(crate) async fn copy(warehouse: &Warehouse, from: &Path, to: &Path) -> Result<()> {
+    warehouse
+        .store()
+        .copy(from, to)
+        .await
+        .map_err(store_err(from))
+}

@@ -17,7 +17,7 @@ use crate::cube::{self, AmoebaOptions, CubeRouter, CubeRoutes, CubeStatus, Refre
 use crate::eager_aggregate::EagerAggregate;
 use crate::error::Result;
 use crate::inputs::{InputChanges, InputListing};
-use crate::ledger::{ChangeSince, Ledger, LedgerManifest, current_manifest};
+use crate::ledger::{ChangeSince, FullBecause, Ledger, LedgerManifest, current_manifest, delta};
 use crate::like_prefix::LikePrefix;
 use crate::narrow_pnl::NarrowPnl;
 use crate::pg_compat;
@@ -137,7 +137,8 @@ pub async fn open_with_ledger(
         }
         (Some(_), Some(listing)) => {
             let published = current_manifest(catalog.warehouse()).await?;
-            let ledger = build_recording_inputs(&catalog, listing, published.as_ref()).await?;
+            let ledger =
+                build_recording_inputs(&catalog, listing, published.as_ref(), false).await?;
             ledger.publish(catalog.warehouse(), &ctx).await?;
             Some(ledger)
         }
@@ -192,7 +193,8 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
                 Ledger::reused(model.clone(), manifest)
             }
             published => {
-                build_recording_inputs(&served.catalog, listing, published.as_ref()).await?
+                build_recording_inputs(&served.catalog, listing, published.as_ref(), options.full)
+                    .await?
             }
         };
         let manifest = ledger
@@ -262,11 +264,14 @@ async fn hold_master_data(ctx: &SessionContext) -> Result<()> {
 
 /// Builds the ledger of `catalog` with what it was built from: the inputs' listing and
 /// fingerprint, what changed since the published version `published`, and the closure of
-/// that change.
+/// that change. When the change is one the delta build takes (`ledger::delta::refresh`) and
+/// `full` is off, it is the published version plus the change; otherwise a full build, and
+/// the log says why.
 async fn build_recording_inputs(
     catalog: &Catalog,
     listing: InputListing,
     published: Option<&LedgerManifest>,
+    full: bool,
 ) -> Result<Ledger> {
     let inputs = listing.fingerprint();
     let changes = match published {
@@ -276,6 +281,24 @@ async fn build_recording_inputs(
     if let Some(changes) = &changes {
         log::info!("inputs {}", changes.summary());
     }
+    let why_full = match (published, &changes, catalog.model()) {
+        _ if full => FullBecause("a full build was asked for".to_string()),
+        (None, _, _) => FullBecause("no published version".to_string()),
+        (Some(manifest), None, _) => FullBecause(format!(
+            "version {} stored no listing of its inputs",
+            manifest.version
+        )),
+        (_, _, None) => FullBecause("no model".to_string()),
+        (Some(manifest), Some(changes), Some(model)) => {
+            match delta::refresh(catalog, model, manifest, changes).await? {
+                Ok(ledger) => {
+                    return Ok(ledger.with_inputs(inputs, listing, Some(changes.clone())));
+                }
+                Err(why) => why,
+            }
+        }
+    };
+    log::info!("ledger: full build: {}", why_full.0);
     let change = published
         .zip(changes.as_ref())
         .map(|(manifest, changes)| ChangeSince {
@@ -284,7 +307,8 @@ async fn build_recording_inputs(
         });
     Ok(Ledger::build_since(catalog, change)
         .await?
-        .with_inputs(inputs, listing, changes))
+        .with_inputs(inputs, listing, changes)
+        .built_full_because(why_full))
 }
 
 /// What changed in the inputs since the published version `manifest` was built, when it

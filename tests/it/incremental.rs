@@ -1,23 +1,28 @@
-//! The incremental build's groundwork (docs/incremental.md): the closure of a change — the
-//! orders, shop-days, SKUs and months the added files may touch — holds every month whose
-//! rows a full rebuild changes; the order-local rows rebuilt over its keys on both sides of
-//! the change, added to the old ledger, give the new one; and so do the COGS of the chains it
-//! changes, costed again from the old version's stock book. The delta build will rebuild
-//! the closure only, so a month or row missing here would be served stale.
+//! The incremental build (docs/incremental.md), for a new last day, a new day in the middle
+//! and a corrected order header:
+//! - a refresh by delta publishes what a full build from the same version does: every
+//!   month's fingerprint, the stock book, the costed movements, the month inputs, the checks;
+//! - the closure of a change (the orders, shop-days, SKUs and months the added files may
+//!   touch) holds every month whose rows a full rebuild changes;
+//! - each part of the delta, checked on its own against the full build: the order-local rows
+//!   rebuilt over the closure's keys on both sides of the change, the chains it changes
+//!   costed again from the old version's stock book, the month rules, the merge.
+//!
+//! The delta rebuilds the closure only, so a month or row missing here would be served stale.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, warehouse};
-use amoeba_catalog::Catalog;
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
 use amoeba_engine::ledger::delta::{
-    MonthDelta, PublishedCosting, cost_ledger_rows, cost_rows, merge_months, month_rows, order_rows,
+    MonthDelta, PublishedCosting, Side, cost_ledger_rows, cost_rows, merge_months, month_rows,
+    net_delta, order_rows,
 };
 use amoeba_engine::ledger::{
-    ClosureKeys, Ledger, MonthInputs, published_costed, published_month_inputs, published_stock,
+    MonthInputs, published_costed, published_month_inputs, published_stock,
 };
 use amoeba_engine::{Closure, Served};
 use datafusion::arrow::array::RecordBatch;
@@ -28,6 +33,19 @@ async fn publish(root: &Path) -> Served {
     amoeba_engine::open_published(
         Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
         RefreshOptions::default(),
+    )
+    .await
+    .expect("open published")
+}
+
+/// A full build of `root` (never by delta), published.
+async fn publish_full(root: &Path) -> Served {
+    amoeba_engine::open_published(
+        Warehouse::open(&root.to_string_lossy()).expect("open warehouse"),
+        RefreshOptions {
+            full: true,
+            ..RefreshOptions::default()
+        },
     )
     .await
     .expect("open published")
@@ -171,8 +189,9 @@ async fn add_rows(into: &mut Grain, ctx: &SessionContext, table: &str, sources: 
     into.retain(|_, (amount, qty)| *amount != 0 || *qty != 0);
 }
 
-/// The new side's ledger, the closure's keys and the catalog of the old side.
-fn sides(after: &Served) -> (&Ledger, &ClosureKeys, Catalog) {
+/// The two sides of the change that gave `after`, seen through its closure: the old one, the
+/// new one.
+async fn sides(after: &Served) -> (Side, Side) {
     let ledger = after.ledger.as_ref().expect("a ledger");
     let keys = ledger
         .closure()
@@ -182,7 +201,14 @@ fn sides(after: &Served) -> (&Ledger, &ClosureKeys, Catalog) {
         .input_changes()
         .map(|c| c.added.iter().cloned().collect())
         .expect("the changes");
-    (ledger, keys, after.catalog.without(&added))
+    let model = after.catalog.model().cloned().expect("a model");
+    let old = Side::open(&after.catalog.without(&added), &model, keys)
+        .await
+        .expect("the old side");
+    let new = Side::open(&after.catalog, &model, keys)
+        .await
+        .expect("the new side");
+    (old, new)
 }
 
 /// Rows of a delta: those of the new side, those of the old.
@@ -190,13 +216,15 @@ type Sides = (Vec<RecordBatch>, Vec<RecordBatch>);
 
 /// ledger(Fₙ) = ledger(Fₒ) + order_rows(K, Fₙ) − order_rows(K, Fₒ) for the order-local
 /// sources: the closure's keys bound every row the change touches.
-async fn order_local_rows_add_up(what: &str, before: &Served, after: &Served) -> Sides {
-    let (_, keys, old) = sides(after);
+async fn order_local_rows_add_up(
+    what: &str,
+    before: &Served,
+    after: &Served,
+    (old, new): (&Side, &Side),
+) -> Sides {
     let model = after.catalog.model().cloned().expect("a model");
-    let new_side = order_rows(&after.catalog, &model, keys)
-        .await
-        .expect("rows(K, Fn)");
-    let old_side = order_rows(&old, &model, keys).await.expect("rows(K, Fo)");
+    let new_side = order_rows(new, &model).await.expect("rows(K, Fn)");
+    let old_side = order_rows(old, &model).await.expect("rows(K, Fo)");
     let delta = amoeba_engine::new_session().expect("session");
     for (name, batches) in [("d_new", new_side.clone()), ("d_old", old_side.clone())] {
         let schema = batches.first().expect("rows").schema();
@@ -250,8 +278,13 @@ fn register(ctx: &SessionContext, name: &str, batch: &RecordBatch) {
 /// ledger(Fₙ)'s costing rows = ledger(Fₒ)'s + those of the changed chains re-costed from the
 /// published book − those they replace, and the re-costed chains' book pages are the new
 /// build's.
-async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (MonthInputs, Sides) {
-    let (ledger, keys, old) = sides(after);
+async fn costing_adds_up(
+    what: &str,
+    before: &Served,
+    after: &Served,
+    (old, new): (&Side, &Side),
+) -> (MonthInputs, Sides) {
+    let ledger = after.ledger.as_ref().expect("a ledger");
     // What the published version stored for the delta build, read back.
     let warehouse = before.catalog.warehouse();
     let version = &before.ledger_manifest.as_ref().expect("published").version;
@@ -276,10 +309,9 @@ async fn costing_adds_up(what: &str, before: &Served, after: &Served) -> (MonthI
         .remove(0)
         .remove(0);
     let delta = cost_rows(
-        &old,
-        &after.catalog,
+        old,
+        new,
         &model,
-        keys,
         PublishedCosting {
             costed: &published_costed,
             book: &published_book,
@@ -354,17 +386,12 @@ async fn month_rules_add_up(
     what: &str,
     before: &Served,
     after: &Served,
+    (old, new): (&Side, &Side),
     published: &MonthInputs,
-    deltas: [&Sides; 2],
+    net: &[RecordBatch],
 ) -> MonthDelta {
-    let (_, keys, old) = sides(after);
     let model = after.catalog.model().cloned().expect("a model");
-    let mut base: Vec<(&[RecordBatch], i128)> = Vec::new();
-    for (new_side, old_side) in deltas {
-        base.push((new_side, 1));
-        base.push((old_side, -1));
-    }
-    let delta = month_rows(&old, &after.catalog, &model, keys, published, &base)
+    let delta = month_rows(old, new, &model, published, net)
         .await
         .expect("the month rules");
     assert!(!delta.months.is_empty(), "{what}: no month's rules changed");
@@ -411,15 +438,10 @@ async fn merged_months_are_the_new_builds(
     what: &str,
     before: &Served,
     after: &Served,
-    deltas: [&Sides; 2],
+    net: &[RecordBatch],
     rules: &MonthDelta,
 ) {
-    let mut base: Vec<(&[RecordBatch], i128)> = Vec::new();
-    for (new_side, old_side) in deltas {
-        base.push((new_side, 1));
-        base.push((old_side, -1));
-    }
-    let merged = merge_months(&before.ctx, &base, rules)
+    let merged = merge_months(&before.ctx, net, rules)
         .await
         .expect("the merge");
     let fingerprints = merged.fingerprints().expect("fingerprints");
@@ -456,6 +478,126 @@ async fn merged_months_are_the_new_builds(
     );
 }
 
+/// The delta's parts, each checked against the full build `after`: the order-local rows,
+/// the costing, the month rules and the merge (over two [`Side`]s opened once).
+async fn the_delta_parts_add_up(what: &str, before: &Served, after: &Served) {
+    let (old, new) = sides(after).await;
+    let order = order_local_rows_add_up(what, before, after, (&old, &new)).await;
+    let (published, cost) = costing_adds_up(what, before, after, (&old, &new)).await;
+    let net = net_delta(&[(&order.0, 1), (&order.1, -1), (&cost.0, 1), (&cost.1, -1)])
+        .await
+        .expect("the net delta");
+    let rules = month_rules_add_up(what, before, after, (&old, &new), &published, &net).await;
+    merged_months_are_the_new_builds(what, before, after, &net, &rules).await;
+}
+
+/// Refreshes `root`, published as `before`, twice from that version: by delta (the default),
+/// then in full, with `_current` set back to `before`'s version in between so that both take
+/// in the same change. Returns both, after checking that the refresh by delta published what
+/// the full build did: every month, the stock book, the costed movements, the month inputs,
+/// the checks, and what `pnl` serves.
+async fn refreshed_by_delta_and_in_full(
+    what: &str,
+    root: &Path,
+    before: &Served,
+) -> (Served, Served) {
+    let base = before
+        .ledger_manifest
+        .as_ref()
+        .expect("published")
+        .version
+        .clone();
+    let delta = publish(root).await;
+    let ledger = delta.ledger.as_ref().expect("a ledger");
+    let by_delta = ledger.by_delta_of().unwrap_or_else(|| {
+        panic!(
+            "{what}: built in full, not by delta: {:?}",
+            ledger.full_because()
+        )
+    });
+    assert_eq!(by_delta.base, base, "{what}");
+    std::fs::write(root.join("ledger/_current"), &base).expect("rewind _current");
+    let full = publish_full(root).await;
+    let (d, f) = (
+        delta.ledger_manifest.as_ref().expect("published"),
+        full.ledger_manifest.as_ref().expect("published"),
+    );
+    assert_ne!(d.version, f.version);
+    assert_eq!(
+        d.months, f.months,
+        "{what}: the months by delta and in full"
+    );
+    assert_eq!(d.rows, f.rows, "{what}: rows");
+    assert_eq!(d.checks, f.checks, "{what}: the checks");
+    let warehouse = root.to_string_lossy().to_string();
+    let warehouse = Warehouse::open(&warehouse).expect("open warehouse");
+    let check = amoeba_engine::new_session().expect("session");
+    let mut widths = BTreeMap::new();
+    for (name, version) in [("d", &d.version), ("f", &f.version)] {
+        let book = published_stock(&warehouse, version)
+            .await
+            .expect("read")
+            .expect("a book");
+        let costed = published_costed(&warehouse, version)
+            .await
+            .expect("read")
+            .expect("costed movements");
+        for (table, batch) in [("book", &book), ("costed", &costed)] {
+            register(&check, &format!("{name}_{table}"), batch);
+            widths.insert(table, batch.num_columns());
+        }
+    }
+    // Every column, sorted by all of them: equal tables give equal lists.
+    for (table, width) in widths {
+        let by_all = (1..=width)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let all = |side: &str| format!("SELECT * FROM {side}_{table} ORDER BY {by_all}");
+        let (by_delta, in_full) = (rows(&check, &all("d")).await, rows(&check, &all("f")).await);
+        assert!(!in_full.is_empty(), "{what}: {table}");
+        assert_eq!(by_delta, in_full, "{what}: the {table}");
+    }
+    let inputs = |v: &str| {
+        let warehouse = &warehouse;
+        let v = v.to_string();
+        async move {
+            published_month_inputs(warehouse, &v)
+                .await
+                .expect("read")
+                .expect("month inputs")
+        }
+    };
+    // Compared whole, not printed: the inputs hold every month's drivers and expenses.
+    let (inputs_by_delta, inputs_in_full) = (inputs(&d.version).await, inputs(&f.version).await);
+    assert!(
+        inputs_by_delta == inputs_in_full,
+        "{what}: the month inputs differ"
+    );
+    let served = "SELECT month, CAST(SUM(net_profit) AS VARCHAR), CAST(SUM(gross_sales) AS VARCHAR) \
+                  FROM pnl GROUP BY month ORDER BY month";
+    assert_eq!(
+        rows(&delta.ctx, served).await,
+        rows(&full.ctx, served).await,
+        "{what}: pnl"
+    );
+    eprintln!(
+        "{what}: by delta from {base}: {} month(s) rewritten {:?}, {} carried over, in {:.2}s \
+         (the full build: {:.2}s); every month, the book, the costed movements, the month \
+         inputs and the checks the full build's",
+        by_delta.rewritten.len(),
+        by_delta.rewritten,
+        d.months.len() - by_delta.rewritten.len(),
+        ledger.elapsed().as_secs_f64(),
+        full.ledger
+            .as_ref()
+            .expect("a ledger")
+            .elapsed()
+            .as_secs_f64()
+    );
+    (delta, full)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
@@ -477,15 +619,24 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         let moved = move_day(root, aside.path(), &day);
         assert!(moved > 10, "{what} {day}: {moved} files");
         let before = publish(root).await;
+        // Files taken away: their rows are gone, and only a full build can take that in.
+        let why = before
+            .ledger
+            .as_ref()
+            .and_then(|l| l.full_because())
+            .map(|w| w.0.clone());
+        if what != "the last order day" {
+            assert!(
+                why.as_deref().is_some_and(|w| w.contains("removed")),
+                "{what}: the build without the day: {why:?}"
+            );
+        }
         assert_eq!(move_day(aside.path(), root, &day), moved);
-        let after = publish(root).await;
+        let (_, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
         let closure = check(&format!("{what} ({day})"), &before, &after);
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
-        let order = order_local_rows_add_up(what, &before, &after).await;
-        let (published, cost) = costing_adds_up(what, &before, &after).await;
-        let rules = month_rules_add_up(what, &before, &after, &published, [&order, &cost]).await;
-        merged_months_are_the_new_builds(what, &before, &after, [&order, &cost], &rules).await;
+        the_delta_parts_add_up(what, &before, &after).await;
         if what == "the last order day" {
             assert!(
                 closure.months.len() < after.ledger_manifest.as_ref().map_or(0, |m| m.months.len()),
@@ -515,12 +666,9 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         "SELECT * REPLACE (CAST(\"买家应付邮费\" + 1 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
     )
     .await;
-    let after = publish(root).await;
-    let closure = check("a corrected tmall order header", &before, &after);
-    assert_eq!(closure.deliveries, 1);
     let what = "a corrected tmall order header";
-    let order = order_local_rows_add_up(what, &before, &after).await;
-    let (published, cost) = costing_adds_up(what, &before, &after).await;
-    let rules = month_rules_add_up(what, &before, &after, &published, [&order, &cost]).await;
-    merged_months_are_the_new_builds(what, &before, &after, [&order, &cost], &rules).await;
+    let (_, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
+    let closure = check(what, &before, &after);
+    assert_eq!(closure.deliveries, 1);
+    the_delta_parts_add_up(what, &before, &after).await;
 }

@@ -168,6 +168,15 @@ impl MonthInputs {
         for (key, value) in totals {
             *self.totals.entry(key.clone()).or_default() += sign * value;
         }
+        self.drop_zeros();
+    }
+
+    /// Drops every driver value and unit total of 0: it weighs nothing in any rule (a unit
+    /// without a driver value gets nothing, a month's total of 0 is not stepped down), and
+    /// without them a build and a delta that sums to the same values keep the same inputs.
+    pub(crate) fn drop_zeros(&mut self) {
+        self.drivers.retain(|_, v| *v != 0);
+        self.totals.retain(|_, v| *v != 0);
     }
 }
 

@@ -68,6 +68,7 @@ use crate::inputs::{InputChanges, InputListing};
 use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, Status};
 pub use closure::{ChangeSince, Closure, ClosureKeys};
+pub use delta::FullBecause;
 use staging::Staging;
 pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
@@ -109,6 +110,22 @@ pub struct Ledger {
     /// Built with its working tables on disk: the rows are in the scratch folder, not in
     /// `batches`.
     staged: Option<Staged>,
+    /// Built by delta from a published version: `batches` holds the months it rewrote only.
+    by_delta: Option<ByDelta>,
+    /// Why it was built in full rather than by delta, when a refresh built it.
+    full_because: Option<FullBecause>,
+}
+
+/// How a ledger built by delta ([`delta::refresh`]) relates to the version it was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByDelta {
+    /// The published version it is that version plus the change.
+    pub base: String,
+    /// The months it rewrote (their rows are the ledger's `batches`); every other month is
+    /// the base version's, carried over as its files are.
+    pub rewritten: std::collections::BTreeSet<String>,
+    /// Every month's fingerprint, as its manifest will hold them.
+    pub months: BTreeMap<String, String>,
 }
 
 /// A ledger built on disk ([`staging`]): its files and each month's fingerprint.
@@ -152,41 +169,7 @@ impl Ledger {
         let started = Instant::now();
         let staging = Staging::new(model.ledger_memory_limit)?;
         let ctx = new_session_in(staging.runtime()?)?;
-        catalog.register(&ctx).await?;
-        // A raw table that several mapping parts read (douyin's settlement: one part per fee
-        // column) would be read and de-duplicated once per part: it is materialized first.
-        let shared = catalog.shared_raw_tables();
-        for raw in &shared {
-            let started = Instant::now();
-            let table = staging
-                .materialize(&ctx, &raw.to_string(), ctx.table(raw.clone()).await?)
-                .await?;
-            ctx.deregister_table(raw.clone())?;
-            ctx.register_table(raw.clone(), table)?;
-            lap(&mut { started }, &raw.to_string());
-        }
-        if !shared.is_empty() {
-            catalog.register_mapped_views(&ctx).await?;
-        }
-        // Every step and check reads the unified views and the report of rejected rows, all of
-        // which de-duplicate and map the exports (`raw.<view>_mapped`): in this (private)
-        // session each mapped view is replaced by its materialization and what derives from
-        // it is re-created over that, so the exports are read and mapped once per build.
-        for view in UNIFIED_VIEWS {
-            let started = Instant::now();
-            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
-            let table = staging
-                .materialize(&ctx, &mapped.to_string(), ctx.table(mapped.clone()).await?)
-                .await?;
-            ctx.deregister_table(mapped.clone())?;
-            ctx.register_table(mapped, table)?;
-            lap(&mut { started }, view.name);
-        }
-        // The mapped rows are all materialized: the raw tables they came from are let go.
-        for raw in shared {
-            ctx.deregister_table(raw)?;
-        }
-        register_over_mapped(&ctx).await?;
+        materialize_mapped(&ctx, catalog, &staging).await?;
         // The closure of the change since the published version, over the mapped rows just
         // materialized (on its own, it would read and de-duplicate every export again).
         let closure = match change {
@@ -240,11 +223,12 @@ impl Ledger {
 
         // Month-level rules over the drivers.
         let mut step = Instant::now();
-        let month_inputs = MonthInputs {
+        let mut month_inputs = MonthInputs {
             drivers: drivers(&ctx).await?,
             totals: unit_totals(&ctx, "b_base").await?,
             expenses: expenses(&ctx).await?,
         };
+        month_inputs.drop_zeros();
         let months = month_inputs.months();
         let rules = month_inputs.apply(&model)?;
         register(&ctx, "b_month", month_rows_batch(&rules.rows)?)?;
@@ -309,7 +293,44 @@ impl Ledger {
             closure,
             reused: None,
             staged,
+            by_delta: None,
+            full_because: None,
         })
+    }
+
+    /// A ledger built by delta ([`delta::refresh`]): `batches` are the rewritten months' rows,
+    /// `rows` the number of rows of every month.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn by_delta(
+        model: Model,
+        by_delta: ByDelta,
+        batches: Vec<RecordBatch>,
+        rows: usize,
+        stock: RecordBatch,
+        costed: RecordBatch,
+        month_inputs: MonthInputs,
+        checks: Vec<CheckRow>,
+        closure: Closure,
+        elapsed: Duration,
+    ) -> Ledger {
+        Ledger {
+            model,
+            batches,
+            rows,
+            stock: Some(stock),
+            costed: Some(costed),
+            month_inputs: Some(month_inputs),
+            checks,
+            elapsed,
+            inputs: None,
+            listing: None,
+            changes: None,
+            closure: Some(closure),
+            reused: None,
+            staged: None,
+            by_delta: Some(by_delta),
+            full_because: None,
+        }
     }
 
     /// The published ledger of `manifest`, served again without a build: what a restart or a
@@ -330,6 +351,8 @@ impl Ledger {
             closure: None,
             reused: Some(manifest),
             staged: None,
+            by_delta: None,
+            full_because: None,
         }
     }
 
@@ -361,6 +384,23 @@ impl Ledger {
         self.closure.as_ref()
     }
 
+    /// Records why a refresh built it in full rather than by delta.
+    pub(crate) fn built_full_because(mut self, why: FullBecause) -> Ledger {
+        self.full_because = Some(why);
+        self
+    }
+
+    /// Why a refresh built it in full rather than by delta (`None` for a ledger built by
+    /// delta, reused, or not built by a refresh).
+    pub fn full_because(&self) -> Option<&FullBecause> {
+        self.full_because.as_ref()
+    }
+
+    /// How it was built from a published version by delta, if it was.
+    pub fn by_delta_of(&self) -> Option<&ByDelta> {
+        self.by_delta.as_ref()
+    }
+
     /// The published version reused instead of a build, if it is one.
     pub fn reused_version(&self) -> Option<&str> {
         self.reused.as_ref().map(|m| m.version.as_str())
@@ -369,7 +409,8 @@ impl Ledger {
     /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
     /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse,
     /// for one built on disk (`[ledger] memory_limit_mb`), whose rows are in its scratch
-    /// folder, nor after [`Ledger::release_rows`].
+    /// folder, nor after [`Ledger::release_rows`]; only the rewritten months' for one built by
+    /// delta ([`Ledger::by_delta_of`]).
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches
     }
@@ -413,6 +454,9 @@ impl Ledger {
     /// Each month's fingerprint (`<rows>:<hash>`, as in the published manifest): equal for
     /// equal rows, whatever their order or how the ledger was built.
     pub fn month_fingerprints(&self) -> Result<BTreeMap<String, String>> {
+        if let Some(by_delta) = &self.by_delta {
+            return Ok(by_delta.months.clone());
+        }
         let months = match (&self.reused, &self.staged) {
             (Some(manifest), _) => return Ok(manifest.months.clone()),
             (None, Some(staged)) => staged.months.clone(),
@@ -456,6 +500,13 @@ impl Ledger {
             return Err(EngineError::ledger(format!(
                 "ledger {} was reused from the warehouse: serve it with publish",
                 manifest.version
+            )));
+        }
+        if let Some(by_delta) = &self.by_delta {
+            return Err(EngineError::ledger(format!(
+                "ledger built by delta from {} holds its rewritten months only: serve it with \
+                 publish",
+                by_delta.base
             )));
         }
         match &self.staged {
@@ -546,6 +597,68 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// Registers `catalog` in `ctx` with its mapped rows computed once: each `raw.<view>_mapped`
+/// (and each raw table several mapping parts read) is replaced by its materialization
+/// (`staging`), and the unified views are re-created over that. Every step and check of a
+/// build reads the unified views and the report of rejected rows, all of which de-duplicate
+/// and map the exports: over this, the exports are read and mapped once per build.
+pub(crate) async fn materialize_mapped(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    staging: &Staging,
+) -> Result<()> {
+    catalog.register(ctx).await?;
+    // A raw table that several mapping parts read (douyin's settlement: one part per fee
+    // column) would be read and de-duplicated once per part: it is materialized first.
+    let shared = catalog.shared_raw_tables();
+    for raw in &shared {
+        let started = Instant::now();
+        let table = staging
+            .materialize(ctx, &raw.to_string(), ctx.table(raw.clone()).await?)
+            .await?;
+        ctx.deregister_table(raw.clone())?;
+        ctx.register_table(raw.clone(), table)?;
+        lap(&mut { started }, &raw.to_string());
+    }
+    if !shared.is_empty() {
+        catalog.register_mapped_views(ctx).await?;
+    }
+    for view in UNIFIED_VIEWS {
+        let started = Instant::now();
+        let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+        let table = staging
+            .materialize(ctx, &mapped.to_string(), ctx.table(mapped.clone()).await?)
+            .await?;
+        ctx.deregister_table(mapped.clone())?;
+        ctx.register_table(mapped, table)?;
+        lap(&mut { started }, view.name);
+    }
+    // The mapped rows are all materialized: the raw tables they came from are let go.
+    for raw in shared {
+        ctx.deregister_table(raw)?;
+    }
+    register_over_mapped(ctx).await?;
+    Ok(())
+}
+
+/// Registers `catalog` in `to` over the mapped rows `from` materialized
+/// ([`materialize_mapped`]): a second session over the same rows, without reading them again.
+pub(crate) async fn share_mapped(
+    from: &SessionContext,
+    to: &SessionContext,
+    catalog: &Catalog,
+) -> Result<()> {
+    catalog.register(to).await?;
+    for view in UNIFIED_VIEWS {
+        let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+        let table = from.table_provider(mapped.clone()).await?;
+        to.deregister_table(mapped.clone())?;
+        to.register_table(mapped, table)?;
+    }
+    register_over_mapped(to).await?;
+    Ok(())
 }
 
 /// Each month's fingerprint of the ledger registered as `table`, read as a stream.

@@ -238,6 +238,7 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
                 objects::write(warehouse, &rel, bytes).await?;
             }
         }
+        None if ledger.batches().is_empty() => {}
         None => {
             let ctx = SessionContext::new();
             warehouse.register(&ctx);
@@ -254,6 +255,28 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
                     Some(ledger_parquet_options()),
                 )
                 .await?;
+        }
+    }
+    // Built by delta: the months it did not rewrite are the base version's files, copied.
+    if let Some(by_delta) = &ledger.by_delta {
+        for month in by_delta.months.keys() {
+            if by_delta.rewritten.contains(month) {
+                continue;
+            }
+            let from = objects::path(
+                warehouse,
+                &format!("{LEDGER_DIR}/{}/month={month}", by_delta.base),
+            );
+            for file in objects::list(warehouse, &from).await? {
+                let Some(name) = file.filename() else {
+                    continue;
+                };
+                let to = objects::path(
+                    warehouse,
+                    &format!("{LEDGER_DIR}/{version}/month={month}/{name}"),
+                );
+                objects::copy(warehouse, &file, &to).await?;
+            }
         }
     }
     let manifest = LedgerManifest {

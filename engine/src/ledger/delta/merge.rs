@@ -34,51 +34,32 @@ impl MergedMonths {
     }
 }
 
-/// The published ledger (`pnl_ledger` in `published`) with a change merged in: `deltas` are
-/// the change's grain rows, each set with its sign (the order-local rows and the costing's,
-/// of each side), and `rules` the month rules after it.
+/// The published ledger (`pnl_ledger` in `published`) with a change merged in: `net` is the
+/// change's net delta at the grain ([`net_delta`](super::net_delta) of the order-local rows
+/// and the costing's, of each side), and `rules` the month rules after it.
 ///
 /// ```text
-///  a rewritten month = Σ at the grain ( its published rows from the exports
-///                                     + the new side's delta rows − the old side's )
+///  a rewritten month = Σ at the grain ( its published rows from the exports + the net delta )
 ///                      keeping the grain rows that carry something (as `b_base` does)
 ///                    + its month-rule rows: the new ones if its rules changed, else as published
 /// ```
 ///
-/// A grain row of a full build exists exactly when its sums carry something, so the merged
-/// months are the full build's, row for row, and their fingerprints equal its. The other
-/// months are untouched.
+/// The closure's unchanged orders cancel in the net delta, so the months it holds are the
+/// months whose rows from the exports change. A grain row of a full build exists exactly when
+/// its sums carry something, so the merged months are the full build's, row for row, and
+/// their fingerprints equal its. The other months are untouched.
 pub async fn merge_months(
     published: &SessionContext,
-    deltas: &[(&[RecordBatch], i128)],
+    net: &[RecordBatch],
     rules: &MonthDelta,
 ) -> Result<MergedMonths> {
     let ctx = new_session()?;
-    let mut signed = Vec::new();
-    for (i, (batches, sign)) in deltas.iter().enumerate() {
-        let Some(first) = batches.first() else {
-            continue;
-        };
-        let name = format!("m_delta_{i}");
-        ctx.register_table(
-            name.as_str(),
-            Arc::new(MemTable::try_new(first.schema(), vec![batches.to_vec()])?),
-        )?;
-        signed.push(if *sign < 0 {
-            format!(
-                "SELECT date, platform, shop_id, sku, campaign, unit_id, account, -amount AS amount, \
-                        -qty AS qty, source FROM {name}"
-            )
-        } else {
-            format!("SELECT {LEDGER_COLUMNS} FROM {name}")
-        });
-    }
-    // The net delta: the closure's unchanged orders are on both sides and cancel here, so
-    // the months it holds are the months whose rows from the exports change.
     let mut months = rules.months.clone();
-    if !signed.is_empty() {
-        let net = collect_one(&ctx, &summed_at_grain(&signed.join(" UNION ALL "))).await?;
-        register(&ctx, "m_net", net)?;
+    if let Some(first) = net.first() {
+        ctx.register_table(
+            "m_net",
+            Arc::new(MemTable::try_new(first.schema(), vec![net.to_vec()])?),
+        )?;
         for batch in ctx
             .sql("SELECT DISTINCT arrow_cast(to_char(date, '%Y-%m'), 'Utf8') FROM m_net")
             .await?
@@ -114,7 +95,7 @@ pub async fn merge_months(
     let mut summed = vec![format!(
         "SELECT {LEDGER_COLUMNS} FROM m_old WHERE NOT {MONTH_RULE_SOURCES}"
     )];
-    if !signed.is_empty() {
+    if !net.is_empty() {
         summed.push(format!("SELECT {LEDGER_COLUMNS} FROM m_net"));
     }
     let kept_rules = if rules.months.is_empty() {

@@ -11,7 +11,8 @@
 //!
 //! [`order_rows`] runs the full build's SQL (`sources.rs`, `spread.rs`: the same statements,
 //! through the same [`cache_sources`](super::cache_sources) and
-//! [`cache_spreads`](super::cache_spreads)) over unified views restricted to what K names:
+//! [`cache_spreads`](super::cache_spreads)) over unified views restricted to what K names,
+//! a [`Side`] per side of the change:
 //!
 //! ```text
 //!  order_lines, refunds   the rows of K's orders
@@ -36,6 +37,7 @@
 mod merge;
 mod month;
 mod recost;
+mod refresh;
 
 use std::sync::Arc;
 
@@ -44,16 +46,20 @@ use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::closure::ClosureKeys;
+use super::sources::LEDGER_COLUMNS;
 use super::staging::Staging;
-use super::{base_sql, cache_sources, cache_spreads, order_local_parts, register};
+use super::{base_sql, cache_sources, cache_spreads, order_local_parts, register, summed_at_grain};
 use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use merge::{MergedMonths, merge_months};
 pub use month::{MonthDelta, month_rows};
 pub use recost::{CostDelta, PublishedCosting, cost_ledger_rows, cost_rows};
+pub use refresh::FullBecause;
+pub(crate) use refresh::refresh;
 
 /// How each restricted unified view is computed, over `k_all_<view>` (the view's every row)
 /// and the closure's keys (`k_orders`, `k_bare`, `k_shop_days`), in this order: `fees`
@@ -95,44 +101,90 @@ const RESTRICTED: [(&str, &str); 5] = [
     ),
 ];
 
-/// The order-local ledger rows (sales, refunds, fees, ads, freight) of the closure `keys`
-/// over `catalog`, summed at the ledger grain (`b_base`'s columns): `rows(K, F)`.
-pub async fn order_rows(
-    catalog: &Catalog,
-    model: &Model,
-    keys: &ClosureKeys,
-) -> Result<Vec<RecordBatch>> {
-    let ctx = restricted_session(catalog, model, keys).await?;
-    cache_spreads(&ctx, &Staging::Memory).await?;
-    Ok(ctx
+/// One side of a change, the inputs before it (Fₒ) or after it (Fₙ), seen through the
+/// closure's keys: a session whose order-keyed unified views are restricted to what the keys
+/// name ([`RESTRICTED`]), with the working tables every step reads (`b_lines`, `b_fees`, the
+/// spreads). Opened once per side; the order-local rows, the movements to cost and the order
+/// drivers are all read from it.
+pub struct Side {
+    ctx: SessionContext,
+}
+
+impl Side {
+    /// The side of `catalog`, read through its views.
+    pub async fn open(catalog: &Catalog, model: &Model, keys: &ClosureKeys) -> Result<Side> {
+        let ctx = new_session()?;
+        catalog.register(&ctx).await?;
+        Side::restricted(ctx, model, keys).await
+    }
+
+    /// The side of the catalog registered in `ctx` (a refresh registers it over its mapped
+    /// rows, materialized once).
+    pub(crate) async fn restricted(
+        ctx: SessionContext,
+        model: &Model,
+        keys: &ClosureKeys,
+    ) -> Result<Side> {
+        register(&ctx, "k_orders", keys.orders.clone())?;
+        register(&ctx, "k_bare", keys.bare.clone())?;
+        register(&ctx, "k_shop_days", keys.shop_days.clone())?;
+        for (view, _) in RESTRICTED {
+            let all = ctx.table(view).await?;
+            ctx.deregister_table(view)?;
+            ctx.register_table(format!("k_all_{view}"), all.into_view())?;
+        }
+        for (view, sql) in RESTRICTED {
+            restrict(&ctx, view, sql).await?;
+        }
+        cache_sources(&ctx, &Staging::Memory, model).await?;
+        cache_spreads(&ctx, &Staging::Memory).await?;
+        Ok(Side { ctx })
+    }
+}
+
+/// The order-local ledger rows (sales, refunds, fees, ads, freight) of one side, summed at
+/// the ledger grain (`b_base`'s columns): `rows(K, F)`.
+pub async fn order_rows(side: &Side, model: &Model) -> Result<Vec<RecordBatch>> {
+    Ok(side
+        .ctx
         .sql(&base_sql(&order_local_parts(model)))
         .await?
         .collect()
         .await?)
 }
 
-/// A session over `catalog` whose order-keyed unified views are restricted to what `keys`
-/// name ([`RESTRICTED`]), with the working tables every step reads (`b_lines`, `b_fees`, …).
-async fn restricted_session(
-    catalog: &Catalog,
-    model: &Model,
-    keys: &ClosureKeys,
-) -> Result<SessionContext> {
+/// The net delta of signed sets of grain rows (`deltas`: each set with its sign, ±1): their
+/// sum at the ledger grain, the rows that carry something. The closure's unchanged orders are
+/// on both sides of a change and cancel here.
+pub async fn net_delta(deltas: &[(&[RecordBatch], i128)]) -> Result<Vec<RecordBatch>> {
     let ctx = new_session()?;
-    catalog.register(&ctx).await?;
-    register(&ctx, "k_orders", keys.orders.clone())?;
-    register(&ctx, "k_bare", keys.bare.clone())?;
-    register(&ctx, "k_shop_days", keys.shop_days.clone())?;
-    for (view, _) in RESTRICTED {
-        let all = ctx.table(view).await?;
-        ctx.deregister_table(view)?;
-        ctx.register_table(format!("k_all_{view}"), all.into_view())?;
+    let mut signed = Vec::new();
+    for (i, (batches, sign)) in deltas.iter().enumerate() {
+        let Some(first) = batches.first() else {
+            continue;
+        };
+        let name = format!("n_delta_{i}");
+        ctx.register_table(
+            name.as_str(),
+            Arc::new(MemTable::try_new(first.schema(), vec![batches.to_vec()])?),
+        )?;
+        signed.push(if *sign < 0 {
+            format!(
+                "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \
+                        -amount AS amount, -qty AS qty, source FROM {name}"
+            )
+        } else {
+            format!("SELECT {LEDGER_COLUMNS} FROM {name}")
+        });
     }
-    for (view, sql) in RESTRICTED {
-        restrict(&ctx, view, sql).await?;
+    if signed.is_empty() {
+        return Ok(Vec::new());
     }
-    cache_sources(&ctx, &Staging::Memory, model).await?;
-    Ok(ctx)
+    Ok(ctx
+        .sql(&summed_at_grain(&signed.join(" UNION ALL ")))
+        .await?
+        .collect()
+        .await?)
 }
 
 /// Registers `view` as the rows of `sql`, computed once: each is read by several steps.

@@ -3,15 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use amoeba_catalog::Catalog;
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 
-use super::restricted_session;
+use super::Side;
 use crate::error::{EngineError, Result};
+use crate::ledger::CheckRow;
 use crate::ledger::allocation::{MonthInputs, MonthRow};
-use crate::ledger::closure::ClosureKeys;
 use crate::ledger::{
     BASE_DRIVERS_SQL, ORDER_DRIVERS_SQL, drivers_of, month_rows_batch, unit_totals,
 };
@@ -27,6 +26,9 @@ pub struct MonthDelta {
     pub rows: RecordBatch,
     /// What the rules were computed from after the change.
     pub inputs: MonthInputs,
+    /// The rules' checks after the change (pools left on the root, …), as a full build
+    /// reports them.
+    pub checks: Vec<CheckRow>,
 }
 
 /// The month rules again after a change: the published `inputs` plus what the change does to
@@ -34,11 +36,12 @@ pub struct MonthDelta {
 /// out different.
 ///
 /// ```text
-///  totals, money drivers (net sales, gross sales, COGS)   from `base`: the delta's grain rows,
-///                                                          each set with its sign (±1)
-///  order drivers (orders, units, shipped, weight)         over K's orders on each side
-///                                                          (counts of distinct orders add up
-///                                                          over disjoint sets of orders)
+///  totals, money drivers (net sales, gross sales, COGS)   from `net`: the change's net delta
+///                                                          at the grain (sums add up)
+///  order drivers (orders, units, shipped, weight)         over each side's orders, the old
+///                                                          side's subtracted (counts of
+///                                                          distinct orders add up over
+///                                                          disjoint sets of orders)
 ///  expenses, hours                                        as published (a change to them
 ///                                                          makes the build a full one)
 /// ```
@@ -46,24 +49,20 @@ pub struct MonthDelta {
 /// The rules themselves are tiny (months × units): they run over every month, and only the
 /// months whose rows differ from the published rules' are returned.
 pub async fn month_rows(
-    old: &Catalog,
-    new: &Catalog,
+    old: &Side,
+    new: &Side,
     model: &Model,
-    keys: &ClosureKeys,
     published: &MonthInputs,
-    base: &[(&[RecordBatch], i128)],
+    net: &[RecordBatch],
 ) -> Result<MonthDelta> {
     let step =
         |what: &str, e: EngineError| EngineError::ledger(format!("month rules: {what}: {e}"));
     let mut inputs = published.clone();
-    for (batches, sign) in base {
-        let Some(first) = batches.first() else {
-            continue;
-        };
+    if let Some(first) = net.first() {
         let ctx = new_session()?;
         ctx.register_table(
             "b_base",
-            Arc::new(MemTable::try_new(first.schema(), vec![batches.to_vec()])?),
+            Arc::new(MemTable::try_new(first.schema(), vec![net.to_vec()])?),
         )?;
         let drivers = drivers_of(&ctx, BASE_DRIVERS_SQL)
             .await
@@ -71,11 +70,10 @@ pub async fn month_rows(
         let totals = unit_totals(&ctx, "b_base")
             .await
             .map_err(|e| step("the unit totals", e))?;
-        inputs.add(&drivers, &totals, *sign);
+        inputs.add(&drivers, &totals, 1);
     }
-    for (catalog, sign) in [(old, -1), (new, 1)] {
-        let ctx = restricted_session(catalog, model, keys).await?;
-        let drivers = drivers_of(&ctx, ORDER_DRIVERS_SQL)
+    for (side, sign) in [(old, -1), (new, 1)] {
+        let drivers = drivers_of(&side.ctx, ORDER_DRIVERS_SQL)
             .await
             .map_err(|e| step("the order drivers", e))?;
         inputs.add(&drivers, &BTreeMap::new(), sign);
@@ -105,5 +103,6 @@ pub async fn month_rows(
         months,
         rows: month_rows_batch(&rows)?,
         inputs,
+        checks: after.checks,
     })
 }

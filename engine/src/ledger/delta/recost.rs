@@ -2,13 +2,11 @@
 
 use std::collections::HashMap;
 
-use amoeba_catalog::Catalog;
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 
-use super::{collect_one, restricted_session};
+use super::{Side, collect_one};
 use crate::error::{EngineError, Result};
-use crate::ledger::closure::ClosureKeys;
 use crate::ledger::cost::{self, Stock};
 use crate::ledger::{base_sql, register, sources, stock, utf8_named};
 use crate::session::new_session;
@@ -40,7 +38,7 @@ const MOVE_COLUMNS: &str = "sku, warehouse, ts, ord, id, kind, qty, receipt_valu
      unit_id, month";
 
 /// The order in which movements are costed, as the full build sorts them (`sources::moves`).
-const COSTING_ORDER: &str = "sku, warehouse, ts, ord, id, line";
+pub(super) const COSTING_ORDER: &str = "sku, warehouse, ts, ord, id, line";
 
 /// The published costing a change is applied to: the costed movements and the stock book of
 /// the version built over the old inputs ([`Ledger::costed_movements`](super::Ledger::costed_movements),
@@ -53,8 +51,8 @@ pub struct PublishedCosting<'a> {
     pub book: &'a RecordBatch,
 }
 
-/// Costs again what a change does to the stock: `old` and `new` are the catalogs before and
-/// after it, `keys` its closure, `published` the costing built over `old`, and `last_month`
+/// Costs again what a change does to the stock: `old` and `new` are the two sides of it
+/// (seen through its closure), `published` the costing built over `old`, and `last_month`
 /// the new ledger's last month (through which the book is carried).
 ///
 /// ```text
@@ -73,18 +71,17 @@ pub struct PublishedCosting<'a> {
 /// is the full build's. Receipts and stock adjustments are carried over as published (a
 /// change to purchases or adjustments makes the build a full one).
 pub async fn cost_rows(
-    old: &Catalog,
-    new: &Catalog,
+    old: &Side,
+    new: &Side,
     model: &Model,
-    keys: &ClosureKeys,
     published: PublishedCosting<'_>,
     last_month: Option<&str>,
 ) -> Result<CostDelta> {
     let step = |what: &str, e: EngineError| EngineError::ledger(format!("re-costing: {what}: {e}"));
-    let old_moves = keyed_moves(old, model, keys)
+    let old_moves = keyed_moves(old, model)
         .await
         .map_err(|e| step("the old side's movements", e))?;
-    let new_moves = keyed_moves(new, model, keys)
+    let new_moves = keyed_moves(new, model)
         .await
         .map_err(|e| step("the new side's movements", e))?;
     let ctx = new_session()?;
@@ -129,10 +126,9 @@ pub async fn cost_rows(
                    ON k.line = p.line \
                WHERE p.month >= c.from_month \
                UNION ALL \
-               SELECT {n} FROM d_new p {from} WHERE p.month >= c.from_month) \
+               SELECT {p} FROM d_new p {from} WHERE p.month >= c.from_month) \
              ORDER BY {COSTING_ORDER}",
             p = qualified("p", MOVE_COLUMNS),
-            n = qualified("p", MOVE_COLUMNS),
         ),
     )
     .await
@@ -211,20 +207,20 @@ pub async fn cost_ledger_rows(costed: &RecordBatch, model: &Model) -> Result<Rec
     collect_one(&ctx, &base_sql(&[sources::costed(model.costing)])).await
 }
 
-/// The issues and returns of `keys`' orders over `catalog`, as the full build's movements
-/// (`sources::moves`) with their month, in costing order.
-async fn keyed_moves(catalog: &Catalog, model: &Model, keys: &ClosureKeys) -> Result<RecordBatch> {
-    let ctx = restricted_session(catalog, model, keys).await?;
+/// The issues and returns of one side's orders (the closure's), as the full build's
+/// movements (`sources::moves`) with their month, in costing order.
+async fn keyed_moves(side: &Side, model: &Model) -> Result<RecordBatch> {
+    let ctx = &side.ctx;
     // All the movements first, then the issues and returns among them: with the filter on
     // `kind` around the statement, the plan DataFusion 55 made of it panicked in a
     // RepartitionExec ("partition not used yet"), and the receipts and adjustments are few.
     register(
-        &ctx,
+        ctx,
         "d_moves",
-        collect_one(&ctx, &sources::moves(model)).await?,
+        collect_one(ctx, &sources::moves(model)).await?,
     )?;
     let moves = collect_one(
-        &ctx,
+        ctx,
         &format!(
             "SELECT * FROM d_moves WHERE kind IN ('issue', 'return') ORDER BY {COSTING_ORDER}"
         ),

@@ -1,0 +1,372 @@
+//! A refresh by delta: the published version plus the change since it, instead of a full
+//! build ([`refresh`]).
+//!
+//! ```text
+//!  published vN: months, _costed.moves, _stock.book, _month_inputs.json
+//!        │
+//!  Fₙ ─► mapped rows (once) ─► closure K ─► Side(Fₙ) ─┐
+//!  Fₒ ─► mapped rows (once) ─────────────► Side(Fₒ) ─┤
+//!                                                     ├─ order_rows, cost_rows ─► net delta
+//!                                                     ├─ month_rows (rules over vN's inputs + Δ)
+//!                                                     └─ merge_months ─► the months it rewrites
+//!        │
+//!  v(N+1) = the rewritten months' rows + every other month's files of vN as they are,
+//!           vN's costed movements and book with the re-costed chains' replaced,
+//!           the new month inputs, the checks over the whole new ledger
+//! ```
+//!
+//! It is taken only when the change is one the delta build is exact for (docs/incremental.md,
+//! "When the build is full"): files were only added, all of them platform exports, the
+//! published version kept what the delta starts from, and the ledger is built in memory.
+//! Otherwise the reason is returned ([`FullBecause`]) and the caller builds in full. A delta
+//! whose checks fail where the published version's passed is not published either: a full
+//! build follows, so a gap in the closure costs time, never a wrong ledger.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use amoeba_catalog::Catalog;
+use amoeba_catalog::model::Model;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use super::{
+    MergedMonths, PublishedCosting, Side, collect_one, cost_ledger_rows, cost_rows, merge_months,
+    month_rows, net_delta, order_rows,
+};
+use crate::error::Result;
+use crate::inputs::InputChanges;
+use crate::ledger::checks::{self, CheckRow, Status};
+use crate::ledger::closure::{self, ChangeSince};
+use crate::ledger::staging::Staging;
+use crate::ledger::{
+    ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache_sources, lap, materialize_mapped,
+    published_costed, published_month_inputs, published_stock, register, register_published,
+    share_mapped, stock, units_batch,
+};
+use crate::session::new_session;
+
+/// Why a refresh builds the ledger in full rather than by delta (one line, for the refresh
+/// log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullBecause(pub String);
+
+/// What the published version kept for the delta build.
+struct Published {
+    costed: RecordBatch,
+    book: RecordBatch,
+    month_inputs: crate::ledger::MonthInputs,
+}
+
+/// The ledger of `catalog` (the inputs after `changes`) as the published version `manifest`
+/// plus the change, or why it must be built in full.
+pub(crate) async fn refresh(
+    catalog: &Catalog,
+    model: &Model,
+    manifest: &LedgerManifest,
+    changes: &InputChanges,
+) -> Result<std::result::Result<Ledger, FullBecause>> {
+    let started = Instant::now();
+    let published = match eligible(catalog, model, manifest, changes).await? {
+        Ok(published) => published,
+        Err(why) => return Ok(Err(why)),
+    };
+    let last_month = manifest.months.keys().next_back().map(String::as_str);
+
+    // The new side: its mapped rows once, the closure over them.
+    let mut step = Instant::now();
+    let new_ctx = new_session()?;
+    materialize_mapped(&new_ctx, catalog, &Staging::Memory).await?;
+    let closure = closure::closure_in(
+        &new_ctx,
+        catalog,
+        ChangeSince {
+            changes,
+            last_month,
+        },
+    )
+    .await?;
+    log::info!("{}", closure.summary());
+    if let Some(why) = &closure.everything {
+        return Ok(Err(FullBecause(why.clone())));
+    }
+    let Some(keys) = closure.keys.clone() else {
+        return Ok(Err(FullBecause(
+            "no added file was served (all rejected?): nothing to take in by delta".to_string(),
+        )));
+    };
+    // The checks read the whole new side: a second session over the same mapped rows.
+    let checks_ctx = new_session()?;
+    share_mapped(&new_ctx, &checks_ctx, catalog).await?;
+    let new = Side::restricted(new_ctx, model, &keys).await?;
+    lap(&mut step, "delta: the new side");
+    let added: BTreeSet<String> = changes.added.iter().cloned().collect();
+    let old_ctx = new_session()?;
+    materialize_mapped(&old_ctx, &catalog.without(&added), &Staging::Memory).await?;
+    let old = Side::restricted(old_ctx, model, &keys).await?;
+    lap(&mut step, "delta: the old side");
+
+    let new_rows = order_rows(&new, model).await?;
+    let old_rows = order_rows(&old, model).await?;
+    lap(&mut step, "delta: order rows");
+    let cost = cost_rows(
+        &old,
+        &new,
+        model,
+        PublishedCosting {
+            costed: &published.costed,
+            book: &published.book,
+        },
+        // Not carried forward here: the merged book carries every chain through the new
+        // inputs' last month, which the month rules find.
+        None,
+    )
+    .await?;
+    let cost_new = cost_ledger_rows(&cost.costed, model).await?;
+    let cost_old = cost_ledger_rows(&cost.replaced, model).await?;
+    lap(&mut step, "delta: re-costing");
+    let net = net_delta(&[
+        (&new_rows, 1),
+        (&old_rows, -1),
+        (std::slice::from_ref(&cost_new), 1),
+        (std::slice::from_ref(&cost_old), -1),
+    ])
+    .await?;
+    let rules = month_rows(&old, &new, model, &published.month_inputs, &net).await?;
+    drop((old, new));
+    lap(&mut step, "delta: month rules");
+    let published_ctx = new_session()?;
+    register_published(&published_ctx, catalog.warehouse(), &manifest.version).await?;
+    let merged = merge_months(&published_ctx, &net, &rules).await?;
+    lap(&mut step, "delta: merge");
+
+    let new_last = rules.inputs.months().into_iter().next_back();
+    let book = merged_book(
+        &published.book,
+        &cost.chains,
+        &cost.book,
+        new_last.as_deref(),
+    )?;
+    let costed = merged_costed(&published.costed, &cost.chains, &cost.costed).await?;
+    lap(&mut step, "delta: book and costed movements");
+
+    let mut checks =
+        whole_ledger_checks(&checks_ctx, &published_ctx, model, &merged, &costed, &book).await?;
+    checks.extend(rules.checks.iter().cloned());
+    lap(&mut step, "delta: checks");
+    if let Some(failed) = newly_failed(&manifest.checks, &checks) {
+        return Ok(Err(FullBecause(format!(
+            "the delta's check {failed} failed where version {} passed",
+            manifest.version
+        ))));
+    }
+    let mut months = manifest.months.clone();
+    months.retain(|m, _| !merged.months.contains(m));
+    months.extend(merged.fingerprints()?);
+    let rows = months
+        .values()
+        .filter_map(|f| f.split(':').next()?.parse::<usize>().ok())
+        .sum();
+    log::info!(
+        "delta from {}: {} month(s) rewritten, {} carried over ({:.2}s)",
+        manifest.version,
+        merged.months.len(),
+        months.len().saturating_sub(merged.months.len()),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Ok(Ledger::by_delta(
+        model.clone(),
+        ByDelta {
+            base: manifest.version.clone(),
+            rewritten: merged.months,
+            months,
+        },
+        merged.batches,
+        rows,
+        book,
+        costed,
+        rules.inputs,
+        checks,
+        closure,
+        started.elapsed(),
+    )))
+}
+
+/// What the published version kept for a delta, or why the change needs a full build.
+async fn eligible(
+    catalog: &Catalog,
+    model: &Model,
+    manifest: &LedgerManifest,
+    changes: &InputChanges,
+) -> Result<std::result::Result<Published, FullBecause>> {
+    let full = |why: String| Ok(Err(FullBecause(why)));
+    if !changes.only_added() {
+        return full(format!(
+            "{} input(s) replaced, {} removed: their old rows are gone",
+            changes.replaced.len(),
+            changes.removed.len()
+        ));
+    }
+    if changes.is_empty() {
+        return full(format!(
+            "the inputs of version {} again, built by another program",
+            manifest.version
+        ));
+    }
+    if let Some(path) = changes.added.iter().find(|p| !p.starts_with("exports/")) {
+        return full(format!(
+            "{path} is not a platform export (master data, purchases, stock, expenses and \
+             hours are taken in by a full build)"
+        ));
+    }
+    if model.ledger_memory_limit.is_some() {
+        return full("the ledger is built on disk ([ledger] memory_limit_mb)".to_string());
+    }
+    let warehouse = catalog.warehouse();
+    let version = &manifest.version;
+    let (Some(costed), Some(book), Some(month_inputs)) = (
+        published_costed(warehouse, version).await?,
+        published_stock(warehouse, version).await?,
+        published_month_inputs(warehouse, version).await?,
+    ) else {
+        return full(format!(
+            "version {version} kept no costed movements, stock book or month inputs"
+        ));
+    };
+    Ok(Ok(Published {
+        costed,
+        book,
+        month_inputs,
+    }))
+}
+
+/// The published book with the re-costed chains' pages from their first changed month on
+/// replaced by `recosted`, every chain carried forward through `last_month`.
+fn merged_book(
+    published: &RecordBatch,
+    chains: &RecordBatch,
+    recosted: &RecordBatch,
+    last_month: Option<&str>,
+) -> Result<RecordBatch> {
+    let from = chain_months(chains)?;
+    let mut pages: Vec<_> = stock::pages_of(published)?
+        .into_iter()
+        .filter(|p| {
+            from.get(&(p.sku.clone(), p.warehouse.clone()))
+                .is_none_or(|m| p.month < *m)
+        })
+        .collect();
+    pages.extend(stock::pages_of(recosted)?);
+    pages.sort_by(|a, b| (&a.sku, &a.warehouse, &a.month).cmp(&(&b.sku, &b.warehouse, &b.month)));
+    stock::book_batch(&pages, last_month)
+}
+
+/// Each re-costed chain's first changed month.
+fn chain_months(chains: &RecordBatch) -> Result<BTreeMap<(String, String), String>> {
+    const WHAT: &str = "re-costed chains";
+    let sku = crate::ledger::utf8_named(chains, "sku", WHAT)?;
+    let warehouse = crate::ledger::utf8_named(chains, "warehouse", WHAT)?;
+    let from = crate::ledger::utf8_named(chains, "from_month", WHAT)?;
+    Ok((0..chains.num_rows())
+        .map(|i| {
+            (
+                (sku.value(i).to_string(), warehouse.value(i).to_string()),
+                from.value(i).to_string(),
+            )
+        })
+        .collect())
+}
+
+/// The published costed movements with the re-costed chains' from their first changed month
+/// on replaced by `recosted`, in costing order.
+async fn merged_costed(
+    published: &RecordBatch,
+    chains: &RecordBatch,
+    recosted: &RecordBatch,
+) -> Result<RecordBatch> {
+    let ctx = new_session()?;
+    register(&ctx, "c_published", published.clone())?;
+    register(&ctx, "c_chains", chains.clone())?;
+    register(&ctx, "c_recosted", recosted.clone())?;
+    let columns: Vec<String> = published
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect();
+    let columns = columns.join(", ");
+    collect_one(
+        &ctx,
+        &format!(
+            "SELECT {columns} FROM ( \
+               SELECT p.* FROM c_published p LEFT JOIN c_chains c \
+                 ON c.sku = p.sku AND c.warehouse = p.warehouse \
+               WHERE c.from_month IS NULL OR p.month < c.from_month) \
+             UNION ALL SELECT {columns} FROM c_recosted \
+             ORDER BY {}",
+            super::recost::COSTING_ORDER
+        ),
+    )
+    .await
+}
+
+/// The build's checks over the whole new ledger: the published version's months but those
+/// rewritten (read from its files, `pnl_ledger` in `published`), the rewritten months, the
+/// merged costed movements and book, and the sources of the new side (`ctx`, over its mapped
+/// rows).
+async fn whole_ledger_checks(
+    ctx: &SessionContext,
+    published: &SessionContext,
+    model: &Model,
+    merged: &MergedMonths,
+    costed: &RecordBatch,
+    book: &RecordBatch,
+) -> Result<Vec<CheckRow>> {
+    register(ctx, "b_units", units_batch(model)?)?;
+    cache_sources(ctx, &Staging::Memory, model).await?;
+    register(ctx, "b_costed", costed.clone())?;
+    register(ctx, "b_stock", book.clone())?;
+    ctx.register_table(LEDGER_TABLE, published.table_provider(LEDGER_TABLE).await?)?;
+    let rewritten = merged
+        .months
+        .iter()
+        .map(|m| format!("'{}'", m.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kept = if rewritten.is_empty() {
+        format!("SELECT * FROM {LEDGER_TABLE}")
+    } else {
+        format!("SELECT * FROM {LEDGER_TABLE} WHERE month NOT IN ({rewritten})")
+    };
+    let ledger = match merged.batches.first() {
+        Some(first) => {
+            ctx.register_table(
+                "c_rewritten",
+                std::sync::Arc::new(datafusion::datasource::MemTable::try_new(
+                    first.schema(),
+                    vec![merged.batches.clone()],
+                )?),
+            )?;
+            format!("{kept} UNION ALL SELECT * FROM c_rewritten")
+        }
+        None => kept,
+    };
+    ctx.sql(&format!("CREATE VIEW b_ledger AS {ledger}"))
+        .await?
+        .collect()
+        .await?;
+    checks::run(ctx).await
+}
+
+/// The first check (`check` at `scope`) that fails in `now` but did not in `before`.
+fn newly_failed(before: &[CheckRow], now: &[CheckRow]) -> Option<String> {
+    let failed_before: BTreeSet<(&str, &str)> = before
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| (c.check.as_str(), c.scope.as_str()))
+        .collect();
+    now.iter()
+        .filter(|c| c.status == Status::Fail)
+        .find(|c| !failed_before.contains(&(c.check.as_str(), c.scope.as_str())))
+        .map(|c| format!("{} ({})", c.check, c.scope))
+}
