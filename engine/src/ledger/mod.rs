@@ -298,41 +298,6 @@ impl Ledger {
         })
     }
 
-    /// A ledger built by delta ([`delta::refresh`]): `batches` are the rewritten months' rows,
-    /// `rows` the number of rows of every month.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn by_delta(
-        model: Model,
-        by_delta: ByDelta,
-        batches: Vec<RecordBatch>,
-        rows: usize,
-        stock: RecordBatch,
-        costed: RecordBatch,
-        month_inputs: MonthInputs,
-        checks: Vec<CheckRow>,
-        closure: Closure,
-        elapsed: Duration,
-    ) -> Ledger {
-        Ledger {
-            model,
-            batches,
-            rows,
-            stock: Some(stock),
-            costed: Some(costed),
-            month_inputs: Some(month_inputs),
-            checks,
-            elapsed,
-            inputs: None,
-            listing: None,
-            changes: None,
-            closure: Some(closure),
-            reused: None,
-            staged: None,
-            by_delta: Some(by_delta),
-            full_because: None,
-        }
-    }
-
     /// The published ledger of `manifest`, served again without a build: what a restart or a
     /// refresh does when the inputs are those it was built from (`manifest.inputs`).
     pub(crate) fn reused(model: Model, manifest: LedgerManifest) -> Ledger {

@@ -174,22 +174,28 @@ pub(crate) async fn refresh(
         months.len().saturating_sub(merged.months.len()),
         started.elapsed().as_secs_f64()
     );
-    Ok(Ok(Ledger::by_delta(
-        model.clone(),
-        ByDelta {
+    Ok(Ok(Ledger {
+        model: model.clone(),
+        batches: merged.batches,
+        rows,
+        stock: Some(book),
+        costed: Some(costed),
+        month_inputs: Some(rules.inputs),
+        checks,
+        elapsed: started.elapsed(),
+        inputs: None,
+        listing: None,
+        changes: None,
+        closure: Some(closure),
+        reused: None,
+        staged: None,
+        by_delta: Some(ByDelta {
             base: manifest.version.clone(),
             rewritten: merged.months,
             months,
-        },
-        merged.batches,
-        rows,
-        book,
-        costed,
-        rules.inputs,
-        checks,
-        closure,
-        started.elapsed(),
-    )))
+        }),
+        full_because: None,
+    }))
 }
 
 /// What the published version kept for a delta, or why the change needs a full build.
@@ -369,4 +375,40 @@ fn newly_failed(before: &[CheckRow], now: &[CheckRow]) -> Option<String> {
         .filter(|c| c.status == Status::Fail)
         .find(|c| !failed_before.contains(&(c.check.as_str(), c.scope.as_str())))
         .map(|c| format!("{} ({})", c.check, c.scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(check: &str, scope: &str, status: Status) -> CheckRow {
+        CheckRow::note(check, scope.to_string(), status, None, String::new())
+    }
+
+    #[test]
+    fn only_a_check_that_passed_before_and_fails_now_stops_a_delta() {
+        let before = vec![
+            check("fees", "tmall T1 2025-12", Status::Fail),
+            check("sales", "jd J1 2025-12", Status::Ok),
+        ];
+        let same_failure = vec![
+            check("fees", "tmall T1 2025-12", Status::Fail),
+            check("sales", "jd J1 2025-12", Status::Ok),
+        ];
+        assert_eq!(newly_failed(&before, &same_failure), None);
+        let new_failure = vec![
+            check("fees", "tmall T1 2025-12", Status::Fail),
+            check("sales", "jd J1 2025-12", Status::Fail),
+        ];
+        assert_eq!(
+            newly_failed(&before, &new_failure).as_deref(),
+            Some("sales (jd J1 2025-12)")
+        );
+        // A scope the published version did not have is new, failing or not.
+        let new_scope = vec![check("sales", "jd J1 2026-01", Status::Fail)];
+        assert_eq!(
+            newly_failed(&before, &new_scope).as_deref(),
+            Some("sales (jd J1 2026-01)")
+        );
+    }
 }
