@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Drivers decide what a server can do from what it says it is: SQLAlchemy parses
-//! `version()` for "PostgreSQL <major>.<minor>", pgjdbc reads `server_version` at startup,
+//! `version()` for `"PostgreSQL <major>.<minor>"`, pgjdbc reads `server_version` at startup,
 //! Grafana `current_setting('server_version_num')`. Amoeba speaks PostgreSQL 16's protocol
 //! and catalog, so it says PostgreSQL 16.6 and names itself after it.
 

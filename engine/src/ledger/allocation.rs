@@ -68,7 +68,7 @@ impl MonthRules {
 
 /// What the month rules of a version are computed from, kept with it: the driver values and
 /// unit totals by month, and the expenses. The delta build adds what a change does to the
-/// totals and drivers ([`MonthInputs::add`]) and applies the rules again: they are tiny.
+/// totals and drivers (`MonthInputs::add`) and applies the rules again: they are tiny.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MonthInputs {
     pub(crate) drivers: Drivers,

@@ -1,8 +1,8 @@
 //! The closure of a change: from the files added since the published ledger version to the
 //! orders, shop-days, costing chains and months whose ledger rows may differ.
 //!
-//! This is step 2 of the incremental build (`docs/incremental.md`). The delta build will
-//! rebuild the rows of the closure's orders on both sides of the change and merge the
+//! This is step 2 of the incremental build (`docs/incremental.md`). The delta build
+//! (`delta::refresh`) rebuilds the rows of the closure's orders on both sides of the change and merges the
 //! difference into the months named here; for that to be exact, the closure must hold
 //! every order and month a full rebuild changes. The test that guards that compares the
 //! months whose fingerprints a full rebuild changes with [`Closure::months`].

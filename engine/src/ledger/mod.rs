@@ -34,6 +34,11 @@
 //!
 //! The build runs in its own session (the serving session never sees its working tables) and
 //! is deterministic: the same warehouse and model give the same rows in the same order.
+//!
+//! A refresh after platform exports were only added builds by delta instead
+//! ([`delta`], `delta::refresh`): the published version plus what the change does to the
+//! orders, costing chains and months it touches, publishing the same rows as this build
+//! would (docs/incremental.md).
 
 mod allocation;
 mod assign;
@@ -82,7 +87,8 @@ use allocation::{Drivers, Expense, MonthRow};
 
 /// A built ledger: its rows, the reconciliation report, and how long it took — or a ledger
 /// already published from the same inputs, reused as it is in the warehouse
-/// ([`Ledger::reused`]: no rows in memory, its report read back from its manifest).
+/// (`Ledger::reused`: no rows in memory, its report read back from its manifest), or one
+/// built by delta from a published version ([`Ledger::by_delta_of`]).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     model: Model,
@@ -116,7 +122,7 @@ pub struct Ledger {
     full_because: Option<FullBecause>,
 }
 
-/// How a ledger built by delta ([`delta::refresh`]) relates to the version it was built from.
+/// How a ledger built by delta (`delta::refresh`) relates to the version it was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByDelta {
     /// The published version it is that version plus the change.
@@ -374,7 +380,7 @@ impl Ledger {
     /// The ledger rows (columns: date, platform, shop_id, sku, campaign, unit_id, account,
     /// amount, qty, source, month); none for a reused ledger, whose rows are in the warehouse,
     /// for one built on disk (`[ledger] memory_limit_mb`), whose rows are in its scratch
-    /// folder, nor after [`Ledger::release_rows`]; only the rewritten months' for one built by
+    /// folder, nor after `Ledger::release_rows`; only the rewritten months' for one built by
     /// delta ([`Ledger::by_delta_of`]).
     pub fn batches(&self) -> &[RecordBatch] {
         &self.batches
@@ -395,14 +401,6 @@ impl Ledger {
     /// end), for a built ledger.
     pub fn stock_book(&self) -> Option<&RecordBatch> {
         self.stock.as_ref()
-    }
-
-    /// The costed stock movements in chain and time order (receipts, issues, returns,
-    /// adjustments, each with its `value` and exact `value_e4`): what [`delta::cost_rows`]
-    /// re-costs a changed chain from. Kept by a build in memory until
-    /// the rows are let go after publishing.
-    pub fn costed_movements(&self) -> Option<&RecordBatch> {
-        self.costed.as_ref()
     }
 
     /// What its month rules (pools, settlements, step-down) were computed from, for a built

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! [`order_rows`] runs the full build's SQL (`sources.rs`, `spread.rs`: the same statements,
-//! through the same [`cache_sources`](super::cache_sources) and
-//! [`cache_spreads`](super::cache_spreads)) over unified views restricted to what K names,
+//! through the same `cache_sources` and
+//! `cache_spreads`) over unified views restricted to what K names,
 //! a [`Side`] per side of the change:
 //!
 //! ```text
@@ -103,7 +103,7 @@ const RESTRICTED: [(&str, &str); 5] = [
 
 /// One side of a change, the inputs before it (Fₒ) or after it (Fₙ), seen through the
 /// closure's keys: a session whose order-keyed unified views are restricted to what the keys
-/// name ([`RESTRICTED`]), with the working tables every step reads (`b_lines`, `b_fees`, the
+/// name (`RESTRICTED`), with the working tables every step reads (`b_lines`, `b_fees`, the
 /// spreads). Opened once per side; the order-local rows, the movements to cost and the order
 /// drivers are all read from it.
 pub struct Side {

@@ -41,8 +41,9 @@ const MOVE_COLUMNS: &str = "sku, warehouse, ts, ord, id, kind, qty, receipt_valu
 pub(super) const COSTING_ORDER: &str = "sku, warehouse, ts, ord, id, line";
 
 /// The published costing a change is applied to: the costed movements and the stock book of
-/// the version built over the old inputs ([`Ledger::costed_movements`](super::Ledger::costed_movements),
-/// [`Ledger::stock_book`](super::Ledger::stock_book)).
+/// the version built over the old inputs, as it published them
+/// ([`published_costed`](crate::ledger::published_costed),
+/// [`published_stock`](crate::ledger::published_stock)).
 #[derive(Debug, Clone, Copy)]
 pub struct PublishedCosting<'a> {
     /// The costed movements, in chain and time order.
