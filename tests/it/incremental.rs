@@ -11,7 +11,7 @@
 //! The delta rebuilds the closure only, so a month or row missing here would be served stale.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, warehouse};
@@ -478,6 +478,20 @@ async fn merged_months_are_the_new_builds(
     );
 }
 
+/// Delivers again the first of `files` (a source's files, sorted), rewritten by `select` over
+/// `t`, as the file `name` in its shop's folder of the last delivery day among `files`.
+async fn deliver_again(files: &[PathBuf], name: &str, select: &str) {
+    let first = files.first().expect("a file");
+    let last_day = files.last().and_then(|p| p.parent()).expect("a folder");
+    let shop = first
+        .parent()
+        .and_then(Path::parent)
+        .expect("the shop folder");
+    let to = shop.join(last_day.file_name().expect("dt")).join(name);
+    std::fs::create_dir_all(to.parent().expect("a folder")).expect("mkdir");
+    rewrite_parquet(first, &to, select).await;
+}
+
 /// The delta's parts, each checked against the full build `after`: the order-local rows,
 /// the costing, the month rules and the merge (over two [`Side`]s opened once).
 async fn the_delta_parts_add_up(what: &str, before: &Served, after: &Served) {
@@ -669,20 +683,9 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     // A corrected order header, delivered on the last day: tmall joins its items to it, so
     // its rows change through the header's delivery (`joined_delivery`) alone.
     let before = publish(root).await;
-    let headers = parquet_files(&root.join("exports/tmall/orders"));
-    let first = headers.first().expect("a tmall orders file");
-    let last_day = headers.last().and_then(|p| p.parent()).expect("a folder");
-    let shop = first
-        .parent()
-        .and_then(Path::parent)
-        .expect("the shop folder");
-    let corrected = shop
-        .join(last_day.file_name().expect("dt"))
-        .join("part-999999-corrected.parquet");
-    std::fs::create_dir_all(corrected.parent().expect("a folder")).expect("mkdir");
-    rewrite_parquet(
-        first,
-        &corrected,
+    deliver_again(
+        &parquet_files(&root.join("exports/tmall/orders")),
+        "part-999999-corrected.parquet",
         "SELECT * REPLACE (CAST(\"买家应付邮费\" + 1 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
     )
     .await;
@@ -748,14 +751,9 @@ async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
     .await
     .remove(0)
     .remove(0);
-    let last_day = files.last().and_then(|p| p.parent()).expect("a folder");
-    let moved = shop
-        .join(last_day.file_name().expect("dt"))
-        .join("part-999999-moved.parquet");
-    std::fs::create_dir_all(moved.parent().expect("a folder")).expect("mkdir");
-    rewrite_parquet(
-        first,
-        &moved,
+    deliver_again(
+        &files,
+        "part-999999-moved.parquet",
         &format!(
             "SELECT * REPLACE ('{other}' AS \"商户订单号\") FROM t WHERE \"账务流水号\" = '{flow}'"
         ),
