@@ -40,9 +40,9 @@ use crate::ledger::checks::{self, CheckRow, Status};
 use crate::ledger::closure::{self, ChangeSince, ClosureKeys};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
-    ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache_sources, lap, materialize_mapped,
+    ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache, lap, materialize_mapped,
     published_costed, published_month_inputs, published_stock, register, register_published,
-    share_mapped, stock, units_batch,
+    share_mapped, sources, stock, units_batch,
 };
 use crate::session::new_session;
 
@@ -385,7 +385,9 @@ async fn whole_ledger_checks(
     book: &RecordBatch,
 ) -> Result<Vec<CheckRow>> {
     register(ctx, "b_units", units_batch(model)?)?;
-    cache_sources(ctx, &Staging::Memory, model).await?;
+    // Of the build's working tables, the checks read the lines and the fees.
+    cache(ctx, &Staging::Memory, "b_lines", &sources::lines(model)).await?;
+    cache(ctx, &Staging::Memory, "b_fees", &sources::fees(model)).await?;
     register(ctx, "b_costed", costed.clone())?;
     register(ctx, "b_stock", book.clone())?;
     ctx.register_table(LEDGER_TABLE, published.table_provider(LEDGER_TABLE).await?)?;
