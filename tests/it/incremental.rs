@@ -775,3 +775,49 @@ async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
         after.ledger_manifest.as_ref().map(|m| &m.months)
     );
 }
+
+/// `amoeba refresh`, the command, with its default logging (info): after a day was taken out
+/// (a full build, and why) and put back, it builds by delta and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_command_says_how_it_built_the_ledger() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let aside = tempfile::tempdir().expect("tempdir");
+    let refresh = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amoeba"))
+            .args(["refresh", "--warehouse"])
+            .arg(root)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("amoeba refresh");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        (stdout, stderr)
+    };
+    refresh();
+    let day = "2025-12-31";
+    let moved = move_day(root, aside.path(), day);
+    assert!(moved > 10, "{moved} files of {day}");
+    let (without, _) = refresh();
+    assert!(
+        without.contains(&format!("in full: 0 input(s) replaced, {moved} removed")),
+        "{without}"
+    );
+    move_day(aside.path(), root, day);
+    let (with, log) = refresh();
+    let line = with
+        .lines()
+        .find(|l| l.starts_with("ledger: "))
+        .unwrap_or_else(|| panic!("no ledger line: {with}"));
+    assert!(line.contains(" by delta from v"), "{line}");
+    assert!(
+        line.contains("month(s) rewritten (2025-11 2025-12 2026-01)"),
+        "{line}"
+    );
+    assert!(log.contains("the closure's rows are in "), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    eprintln!("{line}");
+}
