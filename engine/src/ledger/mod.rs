@@ -758,6 +758,19 @@ fn register(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> 
     Ok(())
 }
 
+/// Registers `batches` as the table `name`, with their own schema; registers nothing and
+/// returns false when there are none (an empty set of rows has no schema to give).
+fn register_rows(ctx: &SessionContext, name: &str, batches: &[RecordBatch]) -> Result<bool> {
+    let Some(first) = batches.first() else {
+        return Ok(false);
+    };
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(first.schema(), vec![batches.to_vec()])?),
+    )?;
+    Ok(true)
+}
+
 fn units_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("unit_id", DataType::Utf8, false),

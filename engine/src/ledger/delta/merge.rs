@@ -2,17 +2,17 @@
 //! write them ([`merge_months`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::{MonthDelta, collect_one};
 use crate::error::Result;
 use crate::fingerprint;
 use crate::ledger::sources::{LEDGER_COLUMNS, MONTH_RULE_SOURCES};
-use crate::ledger::{LEDGER_TABLE, ledger_sql, register, string_col, summed_at_grain};
+use crate::ledger::{
+    LEDGER_TABLE, ledger_sql, register, register_rows, string_col, summed_at_grain,
+};
 use crate::session::new_session;
 
 /// The months a change rewrites, merged.
@@ -55,11 +55,7 @@ pub async fn merge_months(
 ) -> Result<MergedMonths> {
     let ctx = new_session()?;
     let mut months = rules.months.clone();
-    if let Some(first) = net.first() {
-        ctx.register_table(
-            "m_net",
-            Arc::new(MemTable::try_new(first.schema(), vec![net.to_vec()])?),
-        )?;
+    if register_rows(&ctx, "m_net", net)? {
         for batch in ctx
             .sql("SELECT DISTINCT arrow_cast(to_char(date, '%Y-%m'), 'Utf8') FROM m_net")
             .await?

@@ -46,13 +46,15 @@ use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::closure::ClosureKeys;
 use super::sources::LEDGER_COLUMNS;
 use super::staging::Staging;
-use super::{base_sql, cache_sources, cache_spreads, order_local_parts, register, summed_at_grain};
+use super::{
+    base_sql, cache_sources, cache_spreads, order_local_parts, register, register_rows,
+    summed_at_grain,
+};
 use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use merge::{MergedMonths, merge_months};
@@ -160,14 +162,10 @@ pub async fn net_delta(deltas: &[(&[RecordBatch], i128)]) -> Result<Vec<RecordBa
     let ctx = new_session()?;
     let mut signed = Vec::new();
     for (i, (batches, sign)) in deltas.iter().enumerate() {
-        let Some(first) = batches.first() else {
-            continue;
-        };
         let name = format!("n_delta_{i}");
-        ctx.register_table(
-            name.as_str(),
-            Arc::new(MemTable::try_new(first.schema(), vec![batches.to_vec()])?),
-        )?;
+        if !register_rows(&ctx, &name, batches)? {
+            continue;
+        }
         signed.push(if *sign < 0 {
             format!(
                 "SELECT date, platform, shop_id, sku, campaign, unit_id, account, \

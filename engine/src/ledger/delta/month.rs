@@ -1,18 +1,16 @@
 //! The month rules again after a change ([`month_rows`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
 
 use super::Side;
 use crate::error::{EngineError, Result};
 use crate::ledger::CheckRow;
 use crate::ledger::allocation::{MonthInputs, MonthRow};
 use crate::ledger::{
-    BASE_DRIVERS_SQL, ORDER_DRIVERS_SQL, drivers_of, month_rows_batch, unit_totals,
+    BASE_DRIVERS_SQL, ORDER_DRIVERS_SQL, drivers_of, month_rows_batch, register_rows, unit_totals,
 };
 use crate::session::new_session;
 
@@ -58,12 +56,8 @@ pub async fn month_rows(
     let step =
         |what: &str, e: EngineError| EngineError::ledger(format!("month rules: {what}: {e}"));
     let mut inputs = published.clone();
-    if let Some(first) = net.first() {
-        let ctx = new_session()?;
-        ctx.register_table(
-            "b_base",
-            Arc::new(MemTable::try_new(first.schema(), vec![net.to_vec()])?),
-        )?;
+    let ctx = new_session()?;
+    if register_rows(&ctx, "b_base", net)? {
         let drivers = drivers_of(&ctx, BASE_DRIVERS_SQL)
             .await
             .map_err(|e| step("the money drivers", e))?;

@@ -42,7 +42,7 @@ use crate::ledger::staging::Staging;
 use crate::ledger::{
     ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache, lap, materialize_mapped,
     published_costed, published_month_inputs, published_stock, register, register_published,
-    share_mapped, sources, stock, units_batch,
+    register_rows, share_mapped, sources, stock, units_batch,
 };
 use crate::session::new_session;
 
@@ -402,18 +402,10 @@ async fn whole_ledger_checks(
     } else {
         format!("SELECT * FROM {LEDGER_TABLE} WHERE month NOT IN ({rewritten})")
     };
-    let ledger = match merged.batches.first() {
-        Some(first) => {
-            ctx.register_table(
-                "c_rewritten",
-                std::sync::Arc::new(datafusion::datasource::MemTable::try_new(
-                    first.schema(),
-                    vec![merged.batches.clone()],
-                )?),
-            )?;
-            format!("{kept} UNION ALL SELECT * FROM c_rewritten")
-        }
-        None => kept,
+    let ledger = if register_rows(ctx, "c_rewritten", &merged.batches)? {
+        format!("{kept} UNION ALL SELECT * FROM c_rewritten")
+    } else {
+        kept
     };
     ctx.sql(&format!("CREATE VIEW b_ledger AS {ledger}"))
         .await?
