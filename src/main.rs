@@ -524,7 +524,7 @@ fn built(ledger: &amoeba_engine::Ledger) -> String {
     };
     match (ledger.by_delta_of(), ledger.full_because()) {
         (Some(delta), _) => format!(
-            "{took} by delta from {}: {} month(s) rewritten ({}), {} carried over",
+            "{took} by delta from {}: {} month(s) rewritten ({}), {} carried over; {}",
             delta.base,
             delta.rewritten.len(),
             delta
@@ -533,7 +533,8 @@ fn built(ledger: &amoeba_engine::Ledger) -> String {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(" "),
-            delta.months.len().saturating_sub(delta.rewritten.len())
+            delta.months.len().saturating_sub(delta.rewritten.len()),
+            delta.old_side
         ),
         (None, Some(why)) => format!("{took} in full: {}", why.0),
         (None, None) => took,

@@ -172,13 +172,7 @@ impl Catalog {
                 "d._delivery".to_string(),
             ])
             .collect();
-        // Platform exports are per shop: a key is unique within its shop (campaign names
-        // repeat across shops), so the shop is part of every platform key.
-        let shop_key = (mapping.layout == Layout::Platform).then(|| "shop_id".to_string());
-        let keys: Vec<String> = shop_key
-            .into_iter()
-            .chain(source.key.iter().map(|k| sql_ident(k)))
-            .collect();
+        let keys = raw_keys(mapping, source);
         // The newest delivery of each key, found by a hash aggregate and joined back: every
         // row of that delivery with the key is kept. (A `row_number() OVER (PARTITION BY key
         // ORDER BY _delivery DESC)` window gives the same rows when a file has each key once,
@@ -203,6 +197,41 @@ impl Catalog {
             delivered = sql_ident(&format!("{raw}_delivered")),
         );
         create_view(ctx, &mapping.file, &raw, &sql).await
+    }
+
+    /// Statements that find the keys of platform exports delivered more than once, in a
+    /// session where the catalog is registered: one per export kind with served files, each
+    /// row one such key's deliveries (`deliveries`, a list of BIGINT, two or more).
+    ///
+    /// The incremental build reads the old side of a change from some of the files only. A
+    /// file it reads must come with every other delivery of the keys it holds: the newest
+    /// delivery of a key wins, and it must be one that was read.
+    pub fn redelivered_keys(&self) -> Vec<String> {
+        let mut statements = Vec::new();
+        for mapping in self
+            .mappings
+            .iter()
+            .filter(|m| m.layout == Layout::Platform)
+        {
+            for (kind, source) in &mapping.sources {
+                let served = self
+                    .discovery
+                    .files
+                    .iter()
+                    .any(|f| f.mapping == mapping.name && f.source == *kind);
+                if !served {
+                    continue;
+                }
+                statements.push(format!(
+                    "SELECT array_agg(DISTINCT _delivery) AS deliveries \
+                     FROM {RAW_SCHEMA}.{delivered} GROUP BY {keys} \
+                     HAVING min(_delivery) <> max(_delivery)",
+                    delivered = sql_ident(&format!("{}_delivered", mapping.raw_table(kind))),
+                    keys = raw_keys(mapping, source).join(", "),
+                ));
+            }
+        }
+        statements
     }
 
     /// The de-duplicated raw tables (`raw.<mapping>_<source>`) that more than one mapping
@@ -423,6 +452,17 @@ pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
         rejected_parts.join(" UNION ALL ")
     );
     create_view(ctx, "(catalog)", "amoeba_rejected_rows", &sql).await
+}
+
+/// The columns of a raw table's natural key, as SQL identifiers. Platform exports are per
+/// shop: a key is unique within its shop (campaign names repeat across shops), so the shop is
+/// part of every platform key.
+fn raw_keys(mapping: &Mapping, source: &crate::mapping::SourceDef) -> Vec<String> {
+    let shop_key = (mapping.layout == Layout::Platform).then(|| "shop_id".to_string());
+    shop_key
+        .into_iter()
+        .chain(source.key.iter().map(|k| sql_ident(k)))
+        .collect()
 }
 
 async fn create_view(ctx: &SessionContext, file: &str, view: &str, sql: &str) -> Result<()> {

@@ -18,8 +18,8 @@ use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, wareh
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
 use amoeba_engine::ledger::delta::{
-    MonthDelta, PublishedCosting, Side, cost_ledger_rows, cost_rows, merge_months, month_rows,
-    net_delta, order_rows,
+    MonthDelta, OldSideRead, PublishedCosting, Side, cost_ledger_rows, cost_rows, merge_months,
+    month_rows, net_delta, order_rows,
 };
 use amoeba_engine::ledger::{
     MonthInputs, published_costed, published_month_inputs, published_stock,
@@ -616,12 +616,13 @@ async fn refreshed_by_delta_and_in_full(
     }
     assert_eq!(by_month[0], by_month[1], "{what}: pnl_ledger by month");
     eprintln!(
-        "{what}: by delta from {base}: {} month(s) rewritten {:?}, {} carried over, in {:.2}s \
-         (the full build: {:.2}s); every month, the book, the costed movements, the month \
-         inputs and the checks the full build's",
+        "{what}: by delta from {base}: {} month(s) rewritten {:?}, {} carried over, {}, in \
+         {:.2}s (the full build: {:.2}s); every month, the book, the costed movements, the \
+         month inputs and the checks the full build's",
         by_delta.rewritten.len(),
         by_delta.rewritten,
         d.months.len() - by_delta.rewritten.len(),
+        by_delta.old_side,
         ledger.elapsed().as_secs_f64(),
         full.ledger
             .as_ref()
@@ -630,6 +631,16 @@ async fn refreshed_by_delta_and_in_full(
             .as_secs_f64()
     );
     (delta, full)
+}
+
+/// How the refresh by delta that published `served` read its old side.
+fn old_side_of(served: &Served) -> OldSideRead {
+    served
+        .ledger
+        .as_ref()
+        .and_then(|l| l.by_delta_of())
+        .map(|d| d.old_side.clone())
+        .expect("a ledger built by delta")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -666,7 +677,14 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
             );
         }
         assert_eq!(move_day(aside.path(), root, &day), moved);
-        let (_, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
+        let (delta, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
+        // A day of new keys: the old side is read from the files of the closure's rows.
+        match old_side_of(&delta) {
+            OldSideRead::Part { files, of, .. } => {
+                assert!(0 < files && files < of, "{what}: {files} of {of} files")
+            }
+            read => panic!("{what}: {read}"),
+        }
         let closure = check(&format!("{what} ({day})"), &before, &after);
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
@@ -690,7 +708,17 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     )
     .await;
     let what = "a corrected tmall order header";
-    let (_, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
+    let (delta, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
+    // The header's old version is read, with the files of the closure's rows.
+    match old_side_of(&delta) {
+        OldSideRead::Part {
+            files, of, again, ..
+        } => assert!(
+            0 < files && files < of && again >= 1,
+            "{what}: {files} of {of}"
+        ),
+        read => panic!("{what}: {read}"),
+    }
     let closure = check(what, &before, &after);
     assert_eq!(closure.deliveries, 1);
     the_delta_parts_add_up(what, &before, &after).await;
@@ -817,7 +845,8 @@ async fn the_refresh_command_says_how_it_built_the_ledger() {
         line.contains("month(s) rewritten (2025-11 2025-12 2026-01)"),
         "{line}"
     );
-    assert!(log.contains("the closure's rows are in "), "{log}");
+    assert!(line.contains("; the old side read "), "{line}");
+    assert!(line.contains(" export files ("), "{line}");
     assert!(!log.contains("WARN"), "{log}");
     eprintln!("{line}");
 }

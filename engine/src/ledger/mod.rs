@@ -132,6 +132,8 @@ pub struct ByDelta {
     pub rewritten: std::collections::BTreeSet<String>,
     /// Every month's fingerprint, as its manifest will hold them.
     pub months: BTreeMap<String, String>,
+    /// How much of the published version's exports the old side of the change was read from.
+    pub old_side: delta::OldSideRead,
 }
 
 /// A ledger built on disk ([`staging`]): its files and each month's fingerprint.

@@ -36,6 +36,7 @@
 
 mod merge;
 mod month;
+mod old_side;
 mod recost;
 mod refresh;
 
@@ -46,6 +47,7 @@ use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
 
 use super::closure::ClosureKeys;
@@ -59,13 +61,15 @@ use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use merge::{MergedMonths, merge_months};
 pub use month::{MonthDelta, month_rows};
+pub use old_side::OldSideRead;
 pub use recost::{CostDelta, PublishedCosting, cost_ledger_rows, cost_rows};
 pub use refresh::FullBecause;
 pub(crate) use refresh::refresh;
 
-/// How each restricted unified view is computed, over `k_all_<view>` (the view's every row)
-/// and the closure's keys (`k_orders`, `k_bare`, `k_shop_days`), in this order: `fees`
-/// reads the restricted `order_lines`.
+/// How each restricted unified view is computed, over `k_all_<view>` (the view's every row),
+/// the closure's keys (`k_orders`, `k_bare`, `k_shop_days`) and `k_known_lines` (every order
+/// line of the side, by its key: a fee whose line is not among them is a row of its own), in
+/// this order: `fees` reads the restricted `order_lines`.
 const RESTRICTED: [(&str, &str); 5] = [
     (
         "order_lines",
@@ -86,7 +90,7 @@ const RESTRICTED: [(&str, &str); 5] = [
            ON l.platform = f.platform AND l.shop_id = f.shop_id AND l.line_id = f.line_id \
          WHERE f.order_id IS NULL \
          UNION ALL \
-         SELECT f.* FROM k_all_fees f LEFT ANTI JOIN k_all_order_lines l \
+         SELECT f.* FROM k_all_fees f LEFT ANTI JOIN k_known_lines l \
            ON l.platform = f.platform AND l.shop_id = f.shop_id AND l.line_id = f.line_id \
          WHERE f.order_id IS NULL",
     ),
@@ -117,15 +121,18 @@ impl Side {
     pub async fn open(catalog: &Catalog, model: &Model, keys: &ClosureKeys) -> Result<Side> {
         let ctx = new_session()?;
         catalog.register(&ctx).await?;
-        Side::restricted(ctx, model, keys).await
+        Side::restricted(ctx, model, keys, None).await
     }
 
     /// The side of the catalog registered in `ctx` (a refresh registers it over its mapped
-    /// rows, materialized once).
+    /// rows, materialized once). `lines_elsewhere` are order lines of the side that its
+    /// catalog does not hold (`platform`, `shop_id`, `line_id`): a side read from some of the
+    /// exports only ([`old_side`]) learns from them which fees have a line.
     pub(crate) async fn restricted(
         ctx: SessionContext,
         model: &Model,
         keys: &ClosureKeys,
+        lines_elsewhere: Option<Arc<dyn TableProvider>>,
     ) -> Result<Side> {
         register(&ctx, "k_orders", keys.orders.clone())?;
         register(&ctx, "k_bare", keys.bare.clone())?;
@@ -135,6 +142,18 @@ impl Side {
             ctx.deregister_table(view)?;
             ctx.register_table(format!("k_all_{view}"), all.into_view())?;
         }
+        let own = "SELECT platform, shop_id, line_id FROM k_all_order_lines";
+        let known = match lines_elsewhere {
+            Some(elsewhere) => {
+                ctx.register_table("k_lines_elsewhere", elsewhere)?;
+                format!("{own} UNION ALL SELECT platform, shop_id, line_id FROM k_lines_elsewhere")
+            }
+            None => own.to_string(),
+        };
+        ctx.sql(&format!("CREATE VIEW k_known_lines AS {known}"))
+            .await?
+            .collect()
+            .await?;
         for (view, sql) in RESTRICTED {
             restrict(&ctx, view, sql).await?;
         }

@@ -5,7 +5,7 @@
 //!  published vN: months, _costed.moves, _stock.book, _month_inputs.json
 //!        │
 //!  Fₙ ─► mapped rows (once) ─► closure K ─► Side(Fₙ) ─┐
-//!  Fₒ ─► mapped rows (once) ─────────────► Side(Fₒ) ─┤
+//!  Fₒ ─► mapped rows of K's files ───────► Side(Fₒ) ─┤   (old_side.rs)
 //!                                                     ├─ order_rows, cost_rows ─► net delta
 //!                                                     ├─ month_rows (rules over vN's inputs + Δ)
 //!                                                     └─ merge_months ─► the months it rewrites
@@ -30,6 +30,7 @@ use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use super::old_side;
 use super::{
     MergedMonths, PublishedCosting, Side, collect_one, cost_ledger_rows, cost_rows, merge_months,
     month_rows, net_delta, order_rows,
@@ -37,7 +38,7 @@ use super::{
 use crate::error::Result;
 use crate::inputs::InputChanges;
 use crate::ledger::checks::{self, CheckRow, Status};
-use crate::ledger::closure::{self, ChangeSince, ClosureKeys};
+use crate::ledger::closure::{self, ChangeSince};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
     ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache, lap, materialize_mapped,
@@ -98,19 +99,14 @@ pub(crate) async fn refresh(
     // The checks read the whole new side: a second session over the same mapped rows.
     let checks_ctx = new_session()?;
     share_mapped(&new_ctx, &checks_ctx, catalog).await?;
-    if log::log_enabled!(log::Level::Info) {
-        // A measurement: it never fails the refresh.
-        match lineage_spread(&checks_ctx, &keys).await {
-            Ok(spread) => log::info!("{spread}"),
-            Err(e) => log::warn!("the closure's files could not be counted: {e}"),
-        }
-    }
-    let new = Side::restricted(new_ctx, model, &keys).await?;
-    lap(&mut step, "delta: the new side");
     let added: BTreeSet<String> = changes.added.iter().cloned().collect();
+    let before = old_side::old_side(&new_ctx, catalog, &keys, &added).await?;
+    log::info!("{}", before.read);
+    let new = Side::restricted(new_ctx, model, &keys, None).await?;
+    lap(&mut step, "delta: the new side");
     let old_ctx = new_session()?;
-    materialize_mapped(&old_ctx, &catalog.without(&added), &Staging::Memory).await?;
-    let old = Side::restricted(old_ctx, model, &keys).await?;
+    materialize_mapped(&old_ctx, &before.catalog, &Staging::Memory).await?;
+    let old = Side::restricted(old_ctx, model, &keys, before.lines_elsewhere).await?;
     lap(&mut step, "delta: the old side");
 
     let new_rows = order_rows(&new, model).await?;
@@ -200,58 +196,10 @@ pub(crate) async fn refresh(
             base: manifest.version.clone(),
             rewritten: merged.months,
             months,
+            old_side: before.read,
         }),
         full_because: None,
     }))
-}
-
-/// How many of the served files hold the closure's rows (its orders' lines, refunds and fees;
-/// its shop-days' ads), by their lineage in the mapped rows: what a delta that read only those
-/// files would read (docs/incremental.md, step 6). Logged, not used.
-async fn lineage_spread(ctx: &SessionContext, keys: &ClosureKeys) -> Result<String> {
-    register(ctx, "l_orders", keys.orders.clone())?;
-    register(ctx, "l_shop_days", keys.shop_days.clone())?;
-    let by_order = |view: &str, column: &str| {
-        format!(
-            "SELECT m.{column} AS d FROM raw.{view}_mapped m LEFT SEMI JOIN l_orders k \
-               ON k.platform = m.platform AND k.shop_id = m.shop_id AND k.order_id = m.order_id"
-        )
-    };
-    let held = [
-        by_order("order_lines", "_delivery"),
-        by_order("order_lines", "_joined_delivery"),
-        by_order("refunds", "_delivery"),
-        by_order("fees", "_delivery"),
-        "SELECT m._delivery AS d FROM raw.ad_spend_mapped m LEFT SEMI JOIN l_shop_days k \
-           ON k.platform = m.platform AND k.shop_id = m.shop_id AND k.date = m.date"
-            .to_string(),
-    ]
-    .join(" UNION ALL ");
-    let spread = collect_one(
-        ctx,
-        &format!(
-            "SELECT CAST(count(*) AS VARCHAR) AS files, \
-                    CAST(COALESCE(sum(f.bytes), 0) AS VARCHAR) AS bytes, \
-                    CAST((SELECT count(*) FROM amoeba_files WHERE status = 'served') AS VARCHAR) \
-                      AS all_files, \
-                    CAST((SELECT sum(bytes) FROM amoeba_files WHERE status = 'served') AS VARCHAR) \
-                      AS all_bytes \
-             FROM amoeba_files f WHERE f.delivery IN (SELECT d FROM ({held}) WHERE d IS NOT NULL)"
-        ),
-    )
-    .await?;
-    ctx.deregister_table("l_orders")?;
-    ctx.deregister_table("l_shop_days")?;
-    let text = |i: usize| -> Result<String> {
-        Ok(crate::ledger::string_col(&spread, i)?.value(0).to_string())
-    };
-    Ok(format!(
-        "the closure's rows are in {} of {} served files ({} of {} bytes)",
-        text(0)?,
-        text(2)?,
-        text(1)?,
-        text(3)?
-    ))
 }
 
 /// What the published version kept for a delta, or why the change needs a full build.
