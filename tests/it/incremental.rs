@@ -722,6 +722,21 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     let closure = check(what, &before, &after);
     assert_eq!(closure.deliveries, 1);
     the_delta_parts_add_up(what, &before, &after).await;
+
+    // Corrected once more, in a file that sorts later: the header's keys now have three
+    // deliveries, and the old side must read the newest of the first two.
+    deliver_again(
+        &parquet_files(&root.join("exports/tmall/orders")),
+        "part-999999-recorrected.parquet",
+        "SELECT * REPLACE (CAST(\"买家应付邮费\" + 2 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
+    )
+    .await;
+    let what = "a tmall order header corrected twice";
+    let (delta, _) = refreshed_by_delta_and_in_full(what, root, &after).await;
+    match old_side_of(&delta) {
+        OldSideRead::Part { again, .. } => assert!(again >= 1, "{what}: {again}"),
+        read => panic!("{what}: {read}"),
+    }
 }
 
 /// A tmall ledger row delivered again under its flow number (`账务流水号`, its key) but naming
