@@ -175,41 +175,65 @@ impl Catalog {
             TableReference::partial(RAW_SCHEMA, format!("{raw}_delivered")),
             Arc::new(provider),
         )?;
-        let columns: Vec<String> = source
-            .columns
-            .keys()
-            .map(|c| format!("d.{}", sql_ident(c)))
-            .chain([
-                "d.shop_id".to_string(),
-                "d.dt".to_string(),
-                "d._delivery".to_string(),
-            ])
-            .collect();
         let keys = raw_keys(mapping, source);
-        // The newest delivery of each key, found by a hash aggregate and joined back: every
-        // row of that delivery with the key is kept. (A `row_number() OVER (PARTITION BY key
-        // ORDER BY _delivery DESC)` window gives the same rows when a file has each key once,
-        // but DataFusion's window keeps state per partition, and nearly every key is its own
-        // partition: 3.7 s against 0.7 s for jd's 801 K settlement rows.) Keys may be NULL
-        // (an after-sale number on a sale), hence IS NOT DISTINCT FROM, which the planner
-        // still turns into hash-join keys (each in parentheses: it binds more loosely than AND).
-        let on: Vec<String> = keys
-            .iter()
-            .map(|k| format!("(d.{k} IS NOT DISTINCT FROM n.{k})"))
-            .chain(["(d._delivery IS NOT DISTINCT FROM n._newest)".to_string()])
-            .collect();
         let sql = format!(
-            "CREATE VIEW {RAW_SCHEMA}.{raw_ident} AS SELECT {cols} \
-             FROM {RAW_SCHEMA}.{delivered} d \
-             JOIN (SELECT {keys}, max(_delivery) AS _newest FROM {RAW_SCHEMA}.{delivered} \
-                   GROUP BY {keys}) n ON {on}",
-            raw_ident = sql_ident(&raw),
-            cols = columns.join(", "),
+            "CREATE VIEW {RAW_SCHEMA}.{versions} AS \
+             SELECT {keys}, max(_delivery) AS _newest, min(_delivery) AS _oldest, \
+                    count(*) AS _rows \
+             FROM {RAW_SCHEMA}.{delivered} GROUP BY {keys}",
+            versions = sql_ident(&format!("{raw}_versions")),
             keys = keys.join(", "),
-            on = on.join(" AND "),
             delivered = sql_ident(&format!("{raw}_delivered")),
         );
-        create_view(ctx, &mapping.file, &raw, &sql).await
+        create_view(ctx, &mapping.file, &format!("{raw}_versions"), &sql).await?;
+        create_raw_view(ctx, mapping, kind, source, "CREATE VIEW").await
+    }
+
+    /// The versions tables (`raw.<mapping>_<source>_versions`: each key of a platform export
+    /// kind with its newest and oldest delivery and its number of rows) of the kinds with
+    /// served files. The de-duplicated raw tables read them: a build that materializes them
+    /// first ([`Catalog::register_raw_views`]) de-duplicates with the same aggregate that tells
+    /// it which keys were delivered more than once.
+    pub fn versions_tables(&self) -> Vec<TableReference> {
+        self.platform_sources()
+            .map(|(mapping, kind, _)| {
+                TableReference::partial(RAW_SCHEMA, format!("{}_versions", mapping.raw_table(kind)))
+            })
+            .collect()
+    }
+
+    /// The de-duplicated raw tables (`raw.<mapping>_<source>`) of the platform export kinds
+    /// with served files.
+    pub fn platform_raw_tables(&self) -> Vec<TableReference> {
+        self.platform_sources()
+            .map(|(mapping, kind, _)| TableReference::partial(RAW_SCHEMA, mapping.raw_table(kind)))
+            .collect()
+    }
+
+    /// Re-creates the de-duplicated raw tables of the platform exports over the versions
+    /// tables registered in `ctx` now (a view reads the tables it was created over, not those
+    /// registered under the same names later).
+    pub async fn register_raw_views(&self, ctx: &SessionContext) -> Result<()> {
+        for (mapping, kind, source) in self.platform_sources() {
+            create_raw_view(ctx, mapping, kind, source, "CREATE OR REPLACE VIEW").await?;
+        }
+        Ok(())
+    }
+
+    /// Every source kind of a platform mapping that has served files.
+    fn platform_sources(
+        &self,
+    ) -> impl Iterator<Item = (&Mapping, &str, &crate::mapping::SourceDef)> + '_ {
+        self.mappings
+            .iter()
+            .filter(|m| m.layout == Layout::Platform)
+            .flat_map(|m| m.sources.iter().map(move |(k, s)| (m, k.as_str(), s)))
+            .filter(|(m, kind, _)| {
+                self.discovery
+                    .files
+                    .iter()
+                    .any(|f| f.mapping == m.name && f.source == *kind)
+            })
     }
 
     /// Statements that find the keys of platform exports delivered more than once, in a
@@ -220,59 +244,39 @@ impl Catalog {
     /// file it reads must come with every other delivery of the keys it holds: the newest
     /// delivery of a key wins, and it must be one that was read.
     pub fn redelivered_keys(&self) -> Vec<RedeliveredKeys> {
-        let mut statements = Vec::new();
-        for mapping in self
-            .mappings
-            .iter()
-            .filter(|m| m.layout == Layout::Platform)
-        {
-            for (kind, source) in &mapping.sources {
-                let served = self
-                    .discovery
-                    .files
-                    .iter()
-                    .any(|f| f.mapping == mapping.name && f.source == *kind);
-                if !served {
-                    continue;
-                }
-                let delivered = format!(
-                    "{RAW_SCHEMA}.{}",
-                    sql_ident(&format!("{}_delivered", mapping.raw_table(kind)))
-                );
+        self.platform_sources()
+            .map(|(mapping, kind, source)| {
+                let raw = mapping.raw_table(kind);
+                let table = |suffix: &str| {
+                    format!("{RAW_SCHEMA}.{}", sql_ident(&format!("{raw}_{suffix}")))
+                };
                 let keys = raw_keys(mapping, source);
                 let on: Vec<String> = keys
                     .iter()
                     .map(|k| format!("(d.{k} IS NOT DISTINCT FROM m.{k})"))
                     .collect();
-                let by = |alias: &str| {
-                    keys.iter()
-                        .map(|k| format!("{alias}{k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                statements.push(RedeliveredKeys {
-                    table: mapping.raw_table(kind),
-                    // One aggregate, no DISTINCT: half the time of collecting each key's list.
+                let d_keys: Vec<String> = keys.iter().map(|k| format!("d.{k}")).collect();
+                RedeliveredKeys {
                     twice: format!(
-                        "SELECT min(_delivery) AS oldest, max(_delivery) AS newest, \
-                                count(*) AS deliveries \
-                         FROM {delivered} GROUP BY {keys} HAVING min(_delivery) <> max(_delivery)",
-                        keys = by("")
+                        "SELECT _oldest AS oldest, _newest AS newest, _rows AS deliveries \
+                         FROM {versions} WHERE _oldest <> _newest",
+                        versions = table("versions")
                     ),
                     more: format!(
                         "SELECT array_agg(DISTINCT d._delivery) AS deliveries \
                          FROM {delivered} d JOIN ( \
-                           SELECT {keys} FROM {delivered} GROUP BY {keys} \
-                           HAVING count(*) > 2 AND min(_delivery) <> max(_delivery)) m \
+                           SELECT {keys} FROM {versions} WHERE _rows > 2 AND _oldest <> _newest) m \
                          ON {on} GROUP BY {d_keys}",
-                        keys = by(""),
+                        delivered = table("delivered"),
+                        versions = table("versions"),
+                        keys = keys.join(", "),
                         on = on.join(" AND "),
-                        d_keys = by("d."),
+                        d_keys = d_keys.join(", "),
                     ),
-                });
-            }
-        }
-        statements
+                    table: raw,
+                }
+            })
+            .collect()
     }
 
     /// The de-duplicated raw tables (`raw.<mapping>_<source>`) that more than one mapping
@@ -493,6 +497,52 @@ pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
         rejected_parts.join(" UNION ALL ")
     );
     create_view(ctx, "(catalog)", "amoeba_rejected_rows", &sql).await
+}
+
+/// Creates `raw.<mapping>_<kind>` (with `create`: `CREATE VIEW` or `CREATE OR REPLACE
+/// VIEW`): the newest delivery of each key, every row of that delivery with the key.
+async fn create_raw_view(
+    ctx: &SessionContext,
+    mapping: &Mapping,
+    kind: &str,
+    source: &crate::mapping::SourceDef,
+    create: &str,
+) -> Result<()> {
+    let raw = mapping.raw_table(kind);
+    let columns: Vec<String> = source
+        .columns
+        .keys()
+        .map(|c| format!("d.{}", sql_ident(c)))
+        .chain([
+            "d.shop_id".to_string(),
+            "d.dt".to_string(),
+            "d._delivery".to_string(),
+        ])
+        .collect();
+    // The newest delivery of each key, found by a hash aggregate (`raw.<raw>_versions`) and
+    // joined back: every row of that delivery with the key is kept. (A `row_number() OVER
+    // (PARTITION BY key ORDER BY _delivery DESC)` window gives the same rows when a file has
+    // each key once, but DataFusion's window keeps state per partition, and nearly every key
+    // is its own partition: 3.7 s against 0.7 s for jd's 801 K settlement rows.) Keys may be
+    // NULL (an after-sale number on a sale), hence IS NOT DISTINCT FROM, which the planner
+    // still turns into hash-join keys (each in parentheses: it binds more loosely than AND).
+    // A plain read of the view plans only `max(_delivery)`: the versions' other columns are
+    // pruned.
+    let on: Vec<String> = raw_keys(mapping, source)
+        .iter()
+        .map(|k| format!("(d.{k} IS NOT DISTINCT FROM n.{k})"))
+        .chain(["(d._delivery IS NOT DISTINCT FROM n._newest)".to_string()])
+        .collect();
+    let sql = format!(
+        "{create} {RAW_SCHEMA}.{raw_ident} AS SELECT {cols} \
+         FROM {RAW_SCHEMA}.{delivered} d JOIN {RAW_SCHEMA}.{versions} n ON {on}",
+        raw_ident = sql_ident(&raw),
+        cols = columns.join(", "),
+        on = on.join(" AND "),
+        delivered = sql_ident(&format!("{raw}_delivered")),
+        versions = sql_ident(&format!("{raw}_versions")),
+    );
+    create_view(ctx, &mapping.file, &raw, &sql).await
 }
 
 /// The columns of a raw table's natural key, as SQL identifiers. Platform exports are per

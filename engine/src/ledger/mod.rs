@@ -177,7 +177,7 @@ impl Ledger {
         let started = Instant::now();
         let staging = Staging::new(model.ledger_memory_limit)?;
         let ctx = new_session_in(staging.runtime()?)?;
-        materialize_mapped(&ctx, catalog, &staging).await?;
+        materialize_mapped(&ctx, catalog, &staging, Versions::Inline).await?;
         // The closure of the change since the published version, over the mapped rows just
         // materialized (on its own, it would read and de-duplicate every export again).
         let closure = match change {
@@ -569,12 +569,33 @@ impl Ledger {
 /// (`staging`), and the unified views are re-created over that. Every step and check of a
 /// build reads the unified views and the report of rejected rows, all of which de-duplicate
 /// and map the exports: over this, the exports are read and mapped once per build.
+///
+/// With `versions` kept, the versions tables the de-duplication joins (each platform export
+/// key with its newest and oldest delivery, [`Catalog::versions_tables`]) are materialized
+/// first and stay registered: the refresh by delta reads from them which keys were delivered
+/// more than once, without aggregating the exports a second time, and lets them go
+/// ([`let_versions_go`]).
 pub(crate) async fn materialize_mapped(
     ctx: &SessionContext,
     catalog: &Catalog,
     staging: &Staging,
+    versions: Versions,
 ) -> Result<()> {
     catalog.register(ctx).await?;
+    let keep = versions == Versions::Kept;
+    if keep {
+        for table in catalog.versions_tables() {
+            let started = Instant::now();
+            let name = table.to_string();
+            let rows = staging
+                .materialize(ctx, &name, ctx.table(table.clone()).await?)
+                .await?;
+            ctx.deregister_table(table.clone())?;
+            ctx.register_table(table, rows)?;
+            lap(&mut { started }, &name);
+        }
+        catalog.register_raw_views(ctx).await?;
+    }
     // A raw table that several mapping parts read (douyin's settlement: one part per fee
     // column) would be read and de-duplicated once per part: it is materialized first.
     let shared = catalog.shared_raw_tables();
@@ -587,7 +608,7 @@ pub(crate) async fn materialize_mapped(
         ctx.register_table(raw.clone(), table)?;
         lap(&mut { started }, &raw.to_string());
     }
-    if !shared.is_empty() {
+    if keep || !shared.is_empty() {
         catalog.register_mapped_views(ctx).await?;
     }
     for view in UNIFIED_VIEWS {
@@ -605,6 +626,27 @@ pub(crate) async fn materialize_mapped(
         ctx.deregister_table(raw)?;
     }
     register_over_mapped(ctx).await?;
+    Ok(())
+}
+
+/// Whether [`materialize_mapped`] keeps the versions tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Versions {
+    /// Planned inside each de-duplication, as a view (a plain build).
+    Inline,
+    /// Materialized once and kept registered, until [`let_versions_go`].
+    Kept,
+}
+
+/// Lets the versions tables [`materialize_mapped`] kept go, with the de-duplicated raw
+/// tables over them: the mapped rows are materialized, and nothing else reads them.
+pub(crate) fn let_versions_go(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
+    for table in catalog.versions_tables() {
+        ctx.deregister_table(table)?;
+    }
+    for raw in catalog.platform_raw_tables() {
+        ctx.deregister_table(raw)?;
+    }
     Ok(())
 }
 

@@ -116,6 +116,7 @@ pub(super) async fn old_side(
     catalog: &Catalog,
     keys: &ClosureKeys,
     added: &BTreeSet<String>,
+    versions: &[Vec<i64>],
 ) -> Result<OldSide> {
     let published = catalog.without(added);
     let every = |why: String| OldSide {
@@ -151,8 +152,6 @@ pub(super) async fn old_side(
         .map(|f| f.delivery)
         .collect();
     let mut step = Instant::now();
-    let versions = redelivered_keys(new, catalog).await?;
-    lap(&mut step, "delta: keys delivered more than once");
     let again = versions
         .iter()
         .filter(|d| d.iter().any(|d| added_deliveries.contains(d)))
@@ -161,7 +160,7 @@ pub(super) async fn old_side(
     // an added file's keys bring their old versions in.
     let held = deliveries_of(new, keys).await?;
     lap(&mut step, "delta: the files of the closure's rows");
-    let read = closed_over_keys(held.union(&added_deliveries).copied().collect(), &versions);
+    let read = closed_over_keys(held.union(&added_deliveries).copied().collect(), versions);
     let read: BTreeSet<i64> = read.difference(&added_deliveries).copied().collect();
     let exports = published
         .files()
@@ -271,8 +270,12 @@ async fn lines_outside(ctx: &SessionContext, keys: &ClosureKeys) -> Result<Arc<d
     Ok(lines?.into_view())
 }
 
-/// The deliveries of each platform export key delivered more than once.
-async fn redelivered_keys(ctx: &SessionContext, catalog: &Catalog) -> Result<Vec<Vec<i64>>> {
+/// The deliveries of each platform export key delivered more than once, read from the
+/// versions tables (kept by `materialize_mapped` for this).
+pub(super) async fn redelivered_keys(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+) -> Result<Vec<Vec<i64>>> {
     let mut groups = BTreeSet::new();
     for table in catalog.redelivered_keys() {
         let mut more = false;

@@ -41,9 +41,9 @@ use crate::ledger::checks::{self, CheckRow, Status};
 use crate::ledger::closure::{self, ChangeSince};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
-    ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, cache, lap, materialize_mapped,
-    published_costed, published_month_inputs, published_stock, register, register_published,
-    register_rows, share_mapped, sources, stock, units_batch,
+    ByDelta, LEDGER_TABLE, Ledger, LedgerManifest, Versions, cache, lap, let_versions_go,
+    materialize_mapped, published_costed, published_month_inputs, published_stock, register,
+    register_published, register_rows, share_mapped, sources, stock, units_batch,
 };
 use crate::session::new_session;
 
@@ -77,7 +77,12 @@ pub(crate) async fn refresh(
     // The new side: its mapped rows once, the closure over them.
     let mut step = Instant::now();
     let new_ctx = new_session()?;
-    materialize_mapped(&new_ctx, catalog, &Staging::Memory).await?;
+    materialize_mapped(&new_ctx, catalog, &Staging::Memory, Versions::Kept).await?;
+    let mut versions_read = Instant::now();
+    let versions = old_side::redelivered_keys(&new_ctx, catalog).await;
+    let_versions_go(&new_ctx, catalog)?;
+    let versions = versions?;
+    lap(&mut versions_read, "delta: keys delivered more than once");
     let closure = closure::closure_in(
         &new_ctx,
         catalog,
@@ -100,12 +105,18 @@ pub(crate) async fn refresh(
     let checks_ctx = new_session()?;
     share_mapped(&new_ctx, &checks_ctx, catalog).await?;
     let added: BTreeSet<String> = changes.added.iter().cloned().collect();
-    let before = old_side::old_side(&new_ctx, catalog, &keys, &added).await?;
+    let before = old_side::old_side(&new_ctx, catalog, &keys, &added, &versions).await?;
     log::info!("{}", before.read);
     let new = Side::restricted(new_ctx, model, &keys, None).await?;
     lap(&mut step, "delta: the new side");
     let old_ctx = new_session()?;
-    materialize_mapped(&old_ctx, &before.catalog, &Staging::Memory).await?;
+    materialize_mapped(
+        &old_ctx,
+        &before.catalog,
+        &Staging::Memory,
+        Versions::Inline,
+    )
+    .await?;
     let old = Side::restricted(old_ctx, model, &keys, before.lines_elsewhere).await?;
     lap(&mut step, "delta: the old side");
 
