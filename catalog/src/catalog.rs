@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  raw.<p>_<kind>_delivered   every row of every served file (+ shop_id, dt, _delivery)
-//!        │ newest delivery of each natural key wins (max(_delivery) by key, joined back)
+//!        │ newest delivery of each natural key wins: raw.<p>_<kind>_versions (per key:
+//!        │ max, min _delivery and rows) joined back on the max
 //!  raw.<p>_<kind>             one row per natural key: the platform's columns, as exported
 //!        │ mapping parts (SQL), cast to the unified types, UNION ALL over platforms
 //!  raw.<view>_mapped          every mapped row, with its _delivery (and _joined_delivery,
