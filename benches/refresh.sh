@@ -53,7 +53,7 @@ rm -f target/bench/refresh-full.times target/bench/refresh-incremental.times
 for i in $(seq 1 "$runs"); do
   # The state before the day: published, every cube built.
   take_out
-  "${limited[@]}" "$bin" refresh --warehouse "$wh" > target/bench/refresh-before.log
+  "${limited[@]}" "$bin" refresh --warehouse "$wh" > target/bench/refresh-before.log 2>&1
   put_back
   run incremental
   run full --full

@@ -106,6 +106,32 @@ impl Catalog {
         &self.discovery.files
     }
 
+    /// The deliveries of the served files at `paths` (below the warehouse root); a path that
+    /// is not served (rejected, or not a data file) has none.
+    pub fn deliveries_of(&self, paths: &std::collections::BTreeSet<String>) -> Vec<i64> {
+        self.discovery
+            .files
+            .iter()
+            .filter(|f| paths.contains(&f.path))
+            .map(|f| f.delivery)
+            .collect()
+    }
+
+    /// The served files of the platform mappings (`Layout::Platform`): the exports.
+    pub fn platform_exports(&self) -> impl Iterator<Item = &SourceFile> + '_ {
+        self.discovery.files.iter().filter(|f| {
+            self.mappings
+                .iter()
+                .any(|m| m.name == f.mapping && m.layout == Layout::Platform)
+        })
+    }
+
+    /// The first platform mapping that feeds a view not in `views`, with that view: `None`
+    /// when every platform mapping feeds only `views`.
+    pub fn platform_view_outside(&self, views: &[&str]) -> Option<(&str, &str)> {
+        view_outside(&self.mappings, views)
+    }
+
     /// The same snapshot without the files at `paths` (below the warehouse root): the
     /// catalog as it was before they landed, which the incremental build reads the old side
     /// of a change from. Delivery numbers are kept; only their order matters (the newest
@@ -502,6 +528,20 @@ pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
 
 /// Creates `raw.<mapping>_<kind>` (with `create`: `CREATE VIEW` or `CREATE OR REPLACE
 /// VIEW`): the newest delivery of each key, every row of that delivery with the key.
+/// The first of `mappings` of the platform layout that feeds a view not in `views`, with
+/// that view.
+fn view_outside<'a>(mappings: &'a [Mapping], views: &[&str]) -> Option<(&'a str, &'a str)> {
+    mappings
+        .iter()
+        .filter(|m| m.layout == Layout::Platform)
+        .find_map(|m| {
+            m.views
+                .keys()
+                .find(|v| !views.contains(&v.as_str()))
+                .map(|v| (m.name.as_str(), v.as_str()))
+        })
+}
+
 async fn create_raw_view(
     ctx: &SessionContext,
     mapping: &Mapping,
@@ -624,4 +664,30 @@ async fn load_warehouse_mappings(warehouse: &Warehouse) -> Result<Vec<Mapping>> 
         mappings.push(Mapping::parse(&file, text)?);
     }
     Ok(mappings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order-keyed views, which a delta restricts to its closure's keys.
+    const ORDER_KEYED: [&str; 5] = ["order_lines", "refunds", "fees", "ad_spend", "waybills"];
+
+    #[test]
+    fn a_platform_mapping_feeding_another_view_is_named() {
+        let mut mappings = Mapping::builtin().expect("built-in mappings parse");
+        // The built-in platform mappings feed only the order-keyed views; the company
+        // mapping feeds purchases, expenses and more, and is not a platform's.
+        assert_eq!(view_outside(&mappings, &ORDER_KEYED), None);
+        let text = "name = \"shopx\"\nlayout = \"platform\"\n\
+                    [sources.stock]\nkey = [\"sku\"]\ncolumns = { sku = \"string\" }\n\
+                    [[views.stock_adjustments]]\nfrom = \"{stock}\"\n\
+                    columns = { adjustment_id = \"sku\", sku = \"sku\", warehouse = \"'w'\", qty = \"0\", \
+                    date = \"NULL\", reason = \"'count'\" }\n";
+        mappings.push(Mapping::parse("shopx.toml", text).expect("a platform mapping"));
+        assert_eq!(
+            view_outside(&mappings, &ORDER_KEYED),
+            Some(("shopx", "stock_adjustments"))
+        );
+    }
 }

@@ -22,7 +22,7 @@ use amoeba_engine::ledger::delta::{
     month_rows, net_delta, order_rows,
 };
 use amoeba_engine::ledger::{
-    MonthInputs, published_costed, published_month_inputs, published_stock,
+    MonthInputs, published_costed, published_ledger_sums, published_month_inputs, published_stock,
 };
 use amoeba_engine::{Closure, Served};
 use datafusion::arrow::array::RecordBatch;
@@ -556,7 +556,15 @@ async fn refreshed_by_delta_and_in_full(
             .await
             .expect("read")
             .expect("costed movements");
-        for (table, batch) in [("book", &book), ("costed", &costed)] {
+        let ledger_sums = published_ledger_sums(&warehouse, version)
+            .await
+            .expect("read")
+            .expect("ledger sums");
+        for (table, batch) in [
+            ("book", &book),
+            ("costed", &costed),
+            ("ledger_sums", &ledger_sums),
+        ] {
             register(&check, &format!("{name}_{table}"), batch);
             widths.insert(table, batch.num_columns());
         }
@@ -618,7 +626,7 @@ async fn refreshed_by_delta_and_in_full(
     eprintln!(
         "{what}: by delta from {base}: {} month(s) rewritten {:?}, {} carried over, {}, in \
          {:.2}s (the full build: {:.2}s); every month, the book, the costed movements, the \
-         month inputs and the checks the full build's",
+         month inputs, the checks and the ledger's totals the full build's",
         by_delta.rewritten.len(),
         by_delta.rewritten,
         d.months.len() - by_delta.rewritten.len(),

@@ -124,6 +124,12 @@ fn per_shop_month(source: &str, ledger_rows: &str, detail: &str) -> String {
     )
 }
 
+/// The source side of a comparison per platform, shop and month: the `kind` rows of
+/// `b_source_sums`.
+fn source_sums_of(kind: &str) -> String {
+    format!("SELECT platform, shop_id, month, v FROM b_source_sums WHERE kind = '{kind}'")
+}
+
 /// Comparisons in SQL over the build's tables: each yields (check, scope, expected, actual,
 /// detail) with money as DECIMAL(38,2).
 fn comparisons() -> Vec<(&'static str, String)> {
@@ -131,8 +137,7 @@ fn comparisons() -> Vec<(&'static str, String)> {
         (
             "sales_reconcile",
             per_shop_month(
-                "SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, \
-                        SUM(gross_sales - seller_discount + shipping_income) AS v FROM b_lines GROUP BY 1, 2, 3",
+                &source_sums_of("sales"),
                 "source = 'order_lines'",
                 "order_lines gross − seller discount + shipping vs the ledger",
             ),
@@ -140,8 +145,7 @@ fn comparisons() -> Vec<(&'static str, String)> {
         (
             "refunds_reconcile",
             per_shop_month(
-                "SELECT platform, shop_id, to_char(refunded_at, '%Y-%m') AS month, SUM(-amount) AS v \
-                 FROM refunds GROUP BY 1, 2, 3",
+                &source_sums_of("refunds"),
                 "source = 'refunds'",
                 "refunds vs the ledger",
             ),
@@ -149,15 +153,14 @@ fn comparisons() -> Vec<(&'static str, String)> {
         (
             "ad_spend_reconcile",
             per_shop_month(
-                "SELECT platform, shop_id, to_char(date, '%Y-%m') AS month, SUM(-spend) AS v \
-                 FROM ad_spend GROUP BY 1, 2, 3",
+                &source_sums_of("ad_spend"),
                 "source = 'ad_spend'",
                 "ad spend vs the ledger",
             ),
         ),
         (
             "fees_reconcile",
-            "WITH s AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_fees GROUP BY 1, 2), \
+            "WITH s AS (SELECT platform, shop_id, v FROM b_source_sums WHERE kind = 'fees'), \
                   l AS (SELECT platform, shop_id, SUM(amount) AS v FROM b_ledger_sums \
                         WHERE starts_with(source, 'fees:') GROUP BY 1, 2) \
              SELECT concat(COALESCE(s.platform, l.platform), ' ', COALESCE(s.shop_id, l.shop_id)), \
@@ -168,14 +171,14 @@ fn comparisons() -> Vec<(&'static str, String)> {
         ),
         (
             "waybills_reconcile",
-            "SELECT 'all', (SELECT COALESCE(SUM(-cost), 0) FROM waybills), \
+            "SELECT 'all', (SELECT COALESCE(SUM(v), 0) FROM b_source_sums WHERE kind = 'waybills'), \
                     (SELECT COALESCE(SUM(amount), 0) FROM b_ledger_sums WHERE source = 'waybills'), \
                     'waybill freight vs the ledger (outbound freight moves to the payment month)'"
                 .to_string(),
         ),
         (
             "expenses_reconcile",
-            "WITH s AS (SELECT month, SUM(-amount) AS v FROM expenses GROUP BY 1), \
+            "WITH s AS (SELECT month, v FROM b_source_sums WHERE kind = 'expenses'), \
                   l AS (SELECT month, SUM(amount) AS v FROM b_ledger_sums \
                         WHERE starts_with(source, 'expenses:') OR starts_with(source, 'pool:') GROUP BY 1) \
              SELECT COALESCE(s.month, l.month), COALESCE(s.v, 0), COALESCE(l.v, 0), \
@@ -223,10 +226,10 @@ fn comparisons() -> Vec<(&'static str, String)> {
 const FINDINGS: &[(&str, &str)] = &[
     (
         "fee_name_mapped",
-        "SELECT concat(platform, ' ', fee_name), 'fail', SUM(amount), \
-                concat(CAST(COUNT(*) AS VARCHAR), ' fee row(s) with a name in no mapping: booked as other_platform_fee; \
+        "SELECT concat(platform, ' ', name), 'fail', v, \
+                concat(CAST(n AS VARCHAR), ' fee row(s) with a name in no mapping: booked as other_platform_fee; \
                         add it to [fee_accounts] in the model or to the platform mapping') \
-         FROM b_fees WHERE unmapped GROUP BY platform, fee_name",
+         FROM b_source_sums WHERE kind = 'unmapped_fees'",
     ),
     (
         "sku_has_cost",
@@ -271,10 +274,90 @@ const LEDGER_SUMS: &str = "\
     SELECT month, platform, shop_id, unit_id, account, source, SUM(amount) AS amount, COUNT(*) AS n \
     FROM b_ledger GROUP BY month, platform, shop_id, unit_id, account, source";
 
-/// Runs the SQL checks over the build session's tables.
-pub(crate) async fn run(ctx: &SessionContext) -> Result<Vec<CheckRow>> {
-    let sums = ctx.sql(LEDGER_SUMS).await?.cache().await?;
-    ctx.register_table("b_ledger_sums", sums.into_view())?;
+/// The source totals the comparisons and the unmapped fee names read (`b_source_sums`), from a
+/// build session's working tables (`b_lines`, `b_fees`) and unified views: one row per
+/// `kind` and group with rows, its total `v` and its rows `n`.
+///
+/// A refresh by delta sums these over every source row too, not by delta: they are its check
+/// on the closure (`delta::refresh`).
+const SOURCE_SUMS: &str = "\
+    SELECT 'sales' AS kind, platform, shop_id, to_char(date, '%Y-%m') AS month, \
+           CAST(NULL AS VARCHAR) AS name, \
+           SUM(gross_sales - seller_discount + shipping_income) AS v, COUNT(*) AS n \
+    FROM b_lines GROUP BY 2, 3, 4 \
+    UNION ALL SELECT 'refunds', platform, shop_id, to_char(refunded_at, '%Y-%m'), NULL, \
+           SUM(-amount), COUNT(*) FROM refunds GROUP BY 2, 3, 4 \
+    UNION ALL SELECT 'ad_spend', platform, shop_id, to_char(date, '%Y-%m'), NULL, SUM(-spend), \
+           COUNT(*) FROM ad_spend GROUP BY 2, 3, 4 \
+    UNION ALL SELECT 'fees', platform, shop_id, NULL, NULL, SUM(amount), COUNT(*) \
+           FROM b_fees GROUP BY 2, 3 \
+    UNION ALL SELECT 'unmapped_fees', platform, NULL, NULL, fee_name, SUM(amount), COUNT(*) \
+           FROM b_fees WHERE unmapped GROUP BY 2, 5 \
+    UNION ALL SELECT 'waybills', NULL, NULL, NULL, NULL, SUM(-cost), COUNT(*) FROM waybills \
+           HAVING COUNT(*) > 0 \
+    UNION ALL SELECT 'expenses', NULL, NULL, month, NULL, SUM(-amount), COUNT(*) \
+           FROM expenses GROUP BY 4";
+
+/// The columns of `b_source_sums`, cast to the types it is stored with.
+const SOURCE_SUMS_COLUMNS: &str = "CAST(kind AS VARCHAR) AS kind, \
+    CAST(platform AS VARCHAR) AS platform, CAST(shop_id AS VARCHAR) AS shop_id, \
+    CAST(month AS VARCHAR) AS month, CAST(name AS VARCHAR) AS name, \
+    CAST(COALESCE(v, 0) AS DECIMAL(38,2)) AS v, CAST(n AS BIGINT) AS n";
+
+/// The order the sums are stored in (one order: a version's file is the same however it was
+/// built).
+const SOURCE_SUMS_ORDER: &str = "kind, platform, shop_id, month, name";
+
+/// The totals the checks compare. The ledger's are kept with each version, so that a refresh
+/// by delta takes those of the months it does not rewrite instead of reading their files.
+#[derive(Debug, Clone)]
+pub struct CheckSums {
+    /// The source totals (`b_source_sums`: `kind`, `platform`, `shop_id`, `month`, `name`,
+    /// `v`, `n`).
+    pub sources: RecordBatch,
+    /// The ledger's totals by month, platform, shop, unit, account and source
+    /// (`b_ledger_sums`).
+    pub ledger: RecordBatch,
+}
+
+impl CheckSums {
+    /// The sums of a build session over its working tables and `b_ledger`.
+    pub(crate) async fn of_build(ctx: &SessionContext) -> Result<CheckSums> {
+        Ok(CheckSums {
+            sources: source_sums(ctx).await?,
+            ledger: ledger_sums(ctx, "b_ledger").await?,
+        })
+    }
+}
+
+/// The source totals of a session with the build's working tables (`SOURCE_SUMS`).
+pub(crate) async fn source_sums(ctx: &SessionContext) -> Result<RecordBatch> {
+    super::delta::collect_one(
+        ctx,
+        &format!("SELECT {SOURCE_SUMS_COLUMNS} FROM ({SOURCE_SUMS}) ORDER BY {SOURCE_SUMS_ORDER}"),
+    )
+    .await
+}
+
+/// The totals of the ledger rows in `table`, at the checks' grain (`LEDGER_SUMS`).
+pub(crate) async fn ledger_sums(ctx: &SessionContext, table: &str) -> Result<RecordBatch> {
+    super::delta::collect_one(
+        ctx,
+        &format!(
+            "SELECT month, platform, shop_id, unit_id, account, source, \
+                    CAST(amount AS DECIMAL(38,2)) AS amount, CAST(n AS BIGINT) AS n \
+             FROM ({}) ORDER BY month, platform, shop_id, unit_id, account, source",
+            LEDGER_SUMS.replace("FROM b_ledger", &format!("FROM {table}"))
+        ),
+    )
+    .await
+}
+
+/// Runs the SQL checks over `sums` and the build session's other tables (`b_stock`,
+/// `b_costed`, `b_units`, `amoeba_files`, `amoeba_rejected_rows`).
+pub(crate) async fn run(ctx: &SessionContext, sums: &CheckSums) -> Result<Vec<CheckRow>> {
+    super::register(ctx, "b_source_sums", sums.sources.clone())?;
+    super::register(ctx, "b_ledger_sums", sums.ledger.clone())?;
     let mut rows = Vec::new();
     for (check, sql) in comparisons() {
         let sql = format!(

@@ -159,13 +159,7 @@ pub(crate) async fn closure_in(
             started,
         ));
     }
-    let added: BTreeSet<&str> = changes.added.iter().map(String::as_str).collect();
-    let deliveries: Vec<i64> = catalog
-        .files()
-        .iter()
-        .filter(|f| added.contains(f.path.as_str()))
-        .map(|f| f.delivery)
-        .collect();
+    let deliveries = catalog.deliveries_of(&changes.added.iter().cloned().collect());
     if deliveries.is_empty() {
         return Ok(Closure {
             elapsed: started.elapsed(),

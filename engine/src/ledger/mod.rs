@@ -71,7 +71,7 @@ use crate::error::{EngineError, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::inputs::{InputChanges, InputListing};
 use crate::session::new_session_in;
-pub use checks::{CHECKS_TABLE, CheckRow, Status};
+pub use checks::{CHECKS_TABLE, CheckRow, CheckSums, Status};
 pub use closure::{ChangeSince, Closure, ClosureKeys};
 pub use delta::FullBecause;
 use staging::Staging;
@@ -79,7 +79,8 @@ pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
 pub use store::{
     LEDGER_DIR, LEDGER_TABLE, LedgerManifest, PNL_VIEW, current_manifest, current_version,
-    published_costed, published_listing, published_month_inputs, published_stock,
+    published_costed, published_ledger_sums, published_listing, published_month_inputs,
+    published_stock,
 };
 
 pub use allocation::MonthInputs;
@@ -101,6 +102,8 @@ pub struct Ledger {
     costed: Option<RecordBatch>,
     /// What the month rules were computed from (for a built ledger).
     month_inputs: Option<MonthInputs>,
+    /// The totals its checks compared (for a built ledger).
+    check_sums: Option<CheckSums>,
     checks: Vec<CheckRow>,
     elapsed: Duration,
     /// The fingerprint of the inputs it was built from, recorded when it is published.
@@ -275,7 +278,8 @@ impl Ledger {
             }
         };
         lap(&mut step, "b_ledger");
-        let mut checks = checks::run(&ctx).await?;
+        let check_sums = CheckSums::of_build(&ctx).await?;
+        let mut checks = checks::run(&ctx, &check_sums).await?;
         checks.extend(rules.checks);
         lap(&mut step, "checks");
         let rows = match &staged {
@@ -293,6 +297,7 @@ impl Ledger {
             stock: Some(stock),
             costed: kept_costed,
             month_inputs: Some(month_inputs),
+            check_sums: Some(check_sums),
             checks,
             elapsed: started.elapsed(),
             inputs: None,
@@ -316,6 +321,7 @@ impl Ledger {
             stock: None,
             costed: None,
             month_inputs: None,
+            check_sums: None,
             checks: manifest.checks.clone(),
             elapsed: Duration::ZERO,
             inputs: manifest.inputs.clone(),

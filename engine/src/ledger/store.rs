@@ -58,6 +58,11 @@ const COSTED: &str = "_costed.moves";
 /// change to (`delta::month_rows`).
 const MONTH_INPUTS: &str = "_month_inputs.json";
 
+/// The ledger's totals its checks compared (`checks::CheckSums::ledger`: by month, platform,
+/// shop, unit, account and source): a refresh by delta takes those of the months it does not
+/// rewrite from here instead of reading their files.
+const LEDGER_SUMS: &str = "_ledger.sums";
+
 /// Rows per row group of a ledger file. A month (half a million rows at scale 1) is a few
 /// row groups, not one: a query of one month is scanned by every core (DataFusion splits a
 /// file between partitions at row-group boundaries), and with the rows sorted by account the
@@ -141,7 +146,17 @@ pub async fn published_stock(warehouse: &Warehouse, version: &str) -> Result<Opt
 /// The costed stock movements of version `version`, in chain and time order (`None` for a
 /// version that stored none: built on disk, or published before they were kept).
 pub async fn published_costed(warehouse: &Warehouse, version: &str) -> Result<Option<RecordBatch>> {
-    let at = format!("{LEDGER_DIR}/{version}/{COSTED}");
+    published_batch(warehouse, version, COSTED).await
+}
+
+/// The rows of the Parquet file `name` of version `version` (as [`batch_to_parquet`] wrote
+/// it), `None` when it has none.
+async fn published_batch(
+    warehouse: &Warehouse,
+    version: &str,
+    name: &str,
+) -> Result<Option<RecordBatch>> {
+    let at = format!("{LEDGER_DIR}/{version}/{name}");
     match objects::read(warehouse, &at).await? {
         Some(bytes) => {
             let schema = parquet_schema(&bytes, &at)?;
@@ -162,6 +177,15 @@ pub async fn published_month_inputs(
         Some(bytes) => MonthInputs::from_json(&bytes, &at).map(Some),
         None => Ok(None),
     }
+}
+
+/// The ledger's totals the checks of version `version` compared (`None` for a version
+/// published before they were kept).
+pub async fn published_ledger_sums(
+    warehouse: &Warehouse,
+    version: &str,
+) -> Result<Option<RecordBatch>> {
+    published_batch(warehouse, version, LEDGER_SUMS).await
 }
 
 /// `batch` as a Parquet file's bytes, ZSTD-compressed; `what` names it in errors.
@@ -305,6 +329,10 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
     if let Some(inputs) = &ledger.month_inputs {
         let at = format!("{LEDGER_DIR}/{version}/{MONTH_INPUTS}");
         objects::write(warehouse, &at, inputs.to_json()?).await?;
+    }
+    if let Some(sums) = &ledger.check_sums {
+        let at = format!("{LEDGER_DIR}/{version}/{LEDGER_SUMS}");
+        objects::write(warehouse, &at, batch_to_parquet(&sums.ledger, &at)?).await?;
     }
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| EngineError::ledger(format!("manifest of {version}: {e}")))?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
-use super::{MonthDelta, collect_one};
+use super::{MonthDelta, collect_one, sql_list};
 use crate::error::Result;
 use crate::fingerprint;
 use crate::ledger::sources::{LEDGER_COLUMNS, MONTH_RULE_SOURCES};
@@ -72,17 +72,11 @@ pub async fn merge_months(
             batches: Vec::new(),
         });
     }
-    let list = |set: &BTreeSet<String>| {
-        set.iter()
-            .map(|m| format!("'{}'", m.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let old = collect_one(
         published,
         &format!(
             "SELECT * FROM {LEDGER_TABLE} WHERE month IN ({})",
-            list(&months)
+            sql_list(&months)
         ),
     )
     .await?;
@@ -97,7 +91,7 @@ pub async fn merge_months(
     let kept_rules = if rules.months.is_empty() {
         String::new()
     } else {
-        format!(" AND month NOT IN ({})", list(&rules.months))
+        format!(" AND month NOT IN ({})", sql_list(&rules.months))
     };
     let rows = format!(
         "{summed} \

@@ -217,6 +217,15 @@ async fn restrict(ctx: &SessionContext, view: &str, sql: &str) -> Result<()> {
     ctx.register_table(view, rows.into_view())?;
     Ok(())
 }
+/// `values` as the list of an SQL `IN (…)`: string literals, comma-separated.
+fn sql_list<'a>(values: impl IntoIterator<Item = &'a String>) -> String {
+    values
+        .into_iter()
+        .map(|v| amoeba_catalog::mapping::sql_string(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The rows of `sql` as one batch (with the batches' own schema: a scan may hand strings
 /// over as Utf8View where the plan says Utf8).
 pub(super) async fn collect_one(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {

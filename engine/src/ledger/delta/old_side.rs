@@ -44,7 +44,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::Catalog;
-use amoeba_catalog::mapping::Layout;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::datasource::TableProvider;
@@ -124,33 +123,12 @@ pub(super) async fn old_side(
         lines_elsewhere: None,
         read: OldSideRead::Every(why),
     };
-    let platforms: BTreeSet<&str> = catalog
-        .mappings()
-        .iter()
-        .filter(|m| m.layout == Layout::Platform)
-        .map(|m| m.name.as_str())
-        .collect();
-    for mapping in catalog.mappings() {
-        if !platforms.contains(mapping.name.as_str()) {
-            continue;
-        }
-        if let Some(view) = mapping
-            .views
-            .keys()
-            .find(|v| !ORDER_KEYED_VIEWS.contains(&v.as_str()))
-        {
-            return Ok(every(format!(
-                "the {} mapping feeds {view}, which a delta reads whole",
-                mapping.name
-            )));
-        }
+    if let Some((mapping, view)) = catalog.platform_view_outside(&ORDER_KEYED_VIEWS) {
+        return Ok(every(format!(
+            "the {mapping} mapping feeds {view}, which a delta reads whole"
+        )));
     }
-    let added_deliveries: BTreeSet<i64> = catalog
-        .files()
-        .iter()
-        .filter(|f| added.contains(&f.path))
-        .map(|f| f.delivery)
-        .collect();
+    let added_deliveries: BTreeSet<i64> = catalog.deliveries_of(added).into_iter().collect();
     let mut step = Instant::now();
     let again = versions
         .iter()
@@ -162,10 +140,7 @@ pub(super) async fn old_side(
     lap(&mut step, "delta: the files of the closure's rows");
     let read = closed_over_keys(held.union(&added_deliveries).copied().collect(), versions);
     let read: BTreeSet<i64> = read.difference(&added_deliveries).copied().collect();
-    let exports = published
-        .files()
-        .iter()
-        .filter(|f| platforms.contains(f.mapping.as_str()));
+    let exports = published.platform_exports();
     let (mut files, mut of, mut bytes, mut of_bytes) = (0, 0, 0, 0);
     let mut left_out: BTreeSet<String> = added.clone();
     for file in exports {
