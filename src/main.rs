@@ -293,7 +293,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                 ..RefreshOptions::default()
             };
             let served =
-                amoeba_engine::open_published(Warehouse::open(&warehouse)?, options).await?;
+                amoeba_engine::refresh_published(Warehouse::open(&warehouse)?, options).await?;
             let Some(ledger) = &served.ledger else {
                 return Err(format!(
                     "warehouse {warehouse} has no model/model.toml (`amoeba gen` writes the default one)"

@@ -39,4 +39,5 @@ pub use server::{
 };
 pub use session::{
     CATALOG_NAME, LedgerMode, Served, new_session, open_published, open_session, open_with_ledger,
+    refresh_published,
 };

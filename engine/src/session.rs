@@ -167,6 +167,17 @@ pub struct Served {
 /// inputs by the same program (and `options.full` is off), it is served as it is instead of
 /// rebuilt: a restart on unchanged exports takes seconds, not the build's minutes.
 pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Result<Served> {
+    let served = refresh_published(warehouse, options).await?;
+    hold_master_data(&served.ctx).await?;
+    pg_compat::setup(&served.ctx, served.catalog.model()).await?;
+    Ok(served)
+}
+
+/// What [`open_published`] does but make the session ready for clients: the ledger built (or
+/// reused) and published, the cubes refreshed. `amoeba refresh` exits when that is done, and
+/// holding the master data and the ad reports in memory, or setting up the PostgreSQL
+/// catalog, would be work for a server it does not start.
+pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) -> Result<Served> {
     // Listed before the catalog reads anything: an input that lands meanwhile makes the next
     // start rebuild, never serve a ledger without it.
     let listing = InputListing::of(&warehouse).await?;
@@ -224,8 +235,6 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
         served.ledger = Some(ledger);
         served.ledger_manifest = Some(manifest);
     }
-    hold_master_data(&served.ctx).await?;
-    pg_compat::setup(&served.ctx, served.catalog.model()).await?;
     Ok(served)
 }
 
