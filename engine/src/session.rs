@@ -150,7 +150,9 @@ pub async fn open_with_ledger(
 /// A warehouse opened for serving: the ledger built and published, the cubes refreshed.
 pub struct Served {
     /// The serving session: views, `pnl_ledger` (from the published files), `pnl`, the
-    /// cubes (`cubes.<name>`), `amoeba_cubes`, the checks and the PostgreSQL catalog.
+    /// cubes (`cubes.<name>`), `amoeba_cubes`, the checks and, opened by [`open_published`]
+    /// (not by [`refresh_published`]), the master data held in memory and the PostgreSQL
+    /// catalog.
     pub ctx: SessionContext,
     /// The catalog snapshot.
     pub catalog: Catalog,

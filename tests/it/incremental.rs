@@ -492,6 +492,19 @@ async fn deliver_again(files: &[PathBuf], name: &str, select: &str) {
     rewrite_parquet(first, &to, select).await;
 }
 
+/// Delivers the first tmall order header file again on the last day, as `name`, with each
+/// order's postage raised by `plus` yuan.
+async fn correct_tmall_headers(root: &Path, name: &str, plus: u32) {
+    deliver_again(
+        &parquet_files(&root.join("exports/tmall/orders")),
+        name,
+        &format!(
+            "SELECT * REPLACE (CAST(\"买家应付邮费\" + {plus} AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t"
+        ),
+    )
+    .await;
+}
+
 /// The delta's parts, each checked against the full build `after`: the order-local rows,
 /// the costing, the month rules and the merge (over two [`Side`]s opened once).
 async fn the_delta_parts_add_up(what: &str, before: &Served, after: &Served) {
@@ -709,12 +722,7 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     // A corrected order header, delivered on the last day: tmall joins its items to it, so
     // its rows change through the header's delivery (`joined_delivery`) alone.
     let before = publish(root).await;
-    deliver_again(
-        &parquet_files(&root.join("exports/tmall/orders")),
-        "part-999999-corrected.parquet",
-        "SELECT * REPLACE (CAST(\"买家应付邮费\" + 1 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
-    )
-    .await;
+    correct_tmall_headers(root, "part-999999-corrected.parquet", 1).await;
     let what = "a corrected tmall order header";
     let (delta, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
     // The header's old version is read, with the files of the closure's rows.
@@ -733,16 +741,38 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
 
     // Corrected once more, in a file that sorts later: the header's keys now have three
     // deliveries, and the old side must read the newest of the first two.
-    deliver_again(
-        &parquet_files(&root.join("exports/tmall/orders")),
-        "part-999999-recorrected.parquet",
-        "SELECT * REPLACE (CAST(\"买家应付邮费\" + 2 AS DECIMAL(18, 2)) AS \"买家应付邮费\") FROM t",
-    )
-    .await;
+    correct_tmall_headers(root, "part-999999-recorrected.parquet", 2).await;
     let what = "a tmall order header corrected twice";
     let (delta, _) = refreshed_by_delta_and_in_full(what, root, &after).await;
     match old_side_of(&delta) {
         OldSideRead::Part { again, .. } => assert!(again >= 1, "{what}: {again}"),
+        read => panic!("{what}: {read}"),
+    }
+
+    // A platform mapping that feeds a view the delta does not restrict to its keys (here
+    // stock_adjustments, from a platform with no files yet): the old side is read from every
+    // export instead, and the delta is as exact. The mapping itself is a model change, which
+    // builds in full.
+    let mappings = root.join("model/mappings");
+    std::fs::create_dir_all(&mappings).expect("mkdir");
+    std::fs::write(
+        mappings.join("shopx.toml"),
+        "name = \"shopx\"\nlayout = \"platform\"\n\
+         [sources.stock]\nkey = [\"sku\"]\ncolumns = { sku = \"string\" }\n\
+         [[views.stock_adjustments]]\nfrom = \"{stock}\"\n\
+         columns = { adjustment_id = \"sku\", sku = \"sku\", warehouse = \"'w'\", qty = \"0\", \
+         date = \"NULL\", reason = \"'count'\" }\n",
+    )
+    .expect("write the mapping");
+    let before = publish(root).await;
+    correct_tmall_headers(root, "part-999999-third.parquet", 3).await;
+    let what = "a correction, with a platform mapping feeding stock_adjustments";
+    let (delta, _) = refreshed_by_delta_and_in_full(what, root, &before).await;
+    match old_side_of(&delta) {
+        OldSideRead::Every(why) => assert!(
+            why.contains("shopx") && why.contains("stock_adjustments"),
+            "{what}: {why}"
+        ),
         read => panic!("{what}: {read}"),
     }
 }

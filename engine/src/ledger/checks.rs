@@ -304,8 +304,8 @@ const SOURCE_SUMS_COLUMNS: &str = "CAST(kind AS VARCHAR) AS kind, \
     CAST(month AS VARCHAR) AS month, CAST(name AS VARCHAR) AS name, \
     CAST(COALESCE(v, 0) AS DECIMAL(38,2)) AS v, CAST(n AS BIGINT) AS n";
 
-/// The order the sums are stored in (one order: a version's file is the same however it was
-/// built).
+/// The order of the source totals' rows: one order, so that the table is the same however
+/// its rows were computed.
 const SOURCE_SUMS_ORDER: &str = "kind, platform, shop_id, month, name";
 
 /// The totals the checks compare. The ledger's are kept with each version, so that a refresh
