@@ -560,6 +560,7 @@ async fn refreshed_by_delta_and_in_full(
     let warehouse = Warehouse::open(&warehouse).expect("open warehouse");
     let check = amoeba_engine::new_session().expect("session");
     let mut widths = BTreeMap::new();
+    let mut in_costing_order = Vec::new();
     for (name, version) in [("d", &d.version), ("f", &f.version)] {
         let book = published_stock(&warehouse, version)
             .await
@@ -581,7 +582,13 @@ async fn refreshed_by_delta_and_in_full(
             register(&check, &format!("{name}_{table}"), batch);
             widths.insert(table, batch.num_columns());
         }
+        in_costing_order.push(costed);
     }
+    // The next refresh merges into the costed movements in their stored order.
+    assert!(
+        in_costing_order[0] == in_costing_order[1],
+        "{what}: the costed movements, in costing order"
+    );
     // Every column, sorted by all of them: equal tables give equal lists.
     for (table, width) in widths {
         let by_all = (1..=width)

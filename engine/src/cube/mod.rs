@@ -8,7 +8,8 @@
 //!        │                  with the current cube manifest ─► the months to rebuild
 //!        ▼
 //!  plan::leaf_sql (those months) ─► plan::sets_sql ─► one Parquet file per month
-//!        │  check::check on the new files (totals = ledger, rollups = Σ children)
+//!        │  check::CubeChecks on each month's rows before they are written
+//!        │  (totals = the ledger's, summed by account once for every cube; rollups = Σ children)
 //!        ▼
 //!  store::publish: manifest (rebuilt months → new files, others → their old files), `_current`
 //!        │  store::apply_retention: replaced versions past the retention window are removed
@@ -26,9 +27,9 @@ mod plan;
 mod route;
 mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use amoeba_catalog::Warehouse;
 use amoeba_catalog::cube::{CubeDef, DimensionSource};
@@ -225,11 +226,20 @@ pub async fn refresh(
         },
         units: crate::ledger::units_batch(model)?,
     };
+    let mut ledger_totals = LedgerTotals::default();
     let mut out = Vec::new();
     for def in cubes {
         let started = Instant::now();
         let recovered = store::recover(warehouse, &def.name).await?;
-        let result = refresh_one(warehouse, def, ledger, &inputs, options.full).await;
+        let result = refresh_one(
+            warehouse,
+            def,
+            ledger,
+            &inputs,
+            &mut ledger_totals,
+            options.full,
+        )
+        .await;
         let (outcome, checks) = match result {
             Ok(r) => r,
             Err(e) => (Outcome::Failed(e.to_string()), Vec::new()),
@@ -320,11 +330,53 @@ fn month_inputs(
     Ok(months)
 }
 
+/// The table a month of a cube is checked in before it is written.
+const MONTH_TABLE: &str = "cube_month";
+
+/// The ledger's totals by month and account ([`check::ledger_totals`]) of the months the
+/// cubes of one refresh rebuild, each month summed once for all of them.
+#[derive(Default)]
+struct LedgerTotals {
+    months: BTreeSet<String>,
+    schema: Option<SchemaRef>,
+    batches: Vec<RecordBatch>,
+}
+
+impl LedgerTotals {
+    /// Registers the totals of `months` in `ctx` (which has the ledger) as
+    /// [`check::LEDGER_TOTALS_TABLE`], summing the months not summed yet.
+    async fn register(&mut self, ctx: &SessionContext, months: &[String]) -> Result<()> {
+        if months.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<String> = months
+            .iter()
+            .filter(|m| !self.months.contains(*m))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let (schema, batches) = check::ledger_totals(ctx, Some(&missing)).await?;
+            self.schema = Some(schema);
+            self.batches.extend(batches);
+            self.months.extend(missing);
+        }
+        let schema = self.schema.clone().ok_or_else(|| {
+            EngineError::ledger("cube checks: the ledger's totals have no schema".to_string())
+        })?;
+        ctx.register_table(
+            check::LEDGER_TOTALS_TABLE,
+            Arc::new(MemTable::try_new(schema, vec![self.batches.clone()])?),
+        )?;
+        Ok(())
+    }
+}
+
 async fn refresh_one(
     warehouse: &Warehouse,
     def: &CubeDef,
     ledger: &LedgerManifest,
     inputs: &Inputs,
+    ledger_totals: &mut LedgerTotals,
     full: bool,
 ) -> Result<(Outcome, Vec<CheckRow>)> {
     let started = Instant::now();
@@ -366,12 +418,21 @@ async fn refresh_one(
     if let Some(hours) = &inputs.hours {
         register_batch(&ctx, plan::HOURS_TABLE, hours)?;
     }
+    ledger_totals.register(&ctx, &rebuild).await?;
+    let mut checks = check::CubeChecks::new(def);
     let schema = plan::schema(def);
     // Month → (file, rows, rows per set) of the months this refresh writes.
     let mut files: BTreeMap<String, (String, u64, BTreeMap<String, u64>)> = BTreeMap::new();
     // Month by month (every grouping set keeps the month): what is in memory at once is one
     // month's leaf and sets, however many months the ledger has.
+    let (mut leaf_time, mut sets_time, mut check_time, mut write_time) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     for month in &rebuild {
+        let phase = Instant::now();
         let leaf = ctx
             .sql(&plan::leaf_sql(def, std::slice::from_ref(month)))
             .await?;
@@ -382,6 +443,8 @@ async fn refresh_one(
             plan::LEAF_TABLE,
             Arc::new(MemTable::try_new(leaf_schema, vec![leaf])?),
         )?;
+        leaf_time += phase.elapsed();
+        let phase = Instant::now();
         let rows: Vec<RecordBatch> = ctx
             .sql(&plan::sets_sql(def))
             .await?
@@ -392,11 +455,24 @@ async fn refresh_one(
             .collect::<Result<_>>()?;
         let part = month_rows(&rows, month)?;
         drop(rows);
+        sets_time += phase.elapsed();
+        // Checked before it is written: the month's totals against the ledger's, its
+        // coarser sets against the finest one summed.
+        let phase = Instant::now();
+        ctx.register_table(
+            MONTH_TABLE,
+            Arc::new(MemTable::try_new(Arc::clone(&schema), vec![part.clone()])?),
+        )?;
+        checks.month(&ctx, MONTH_TABLE, month).await?;
+        ctx.deregister_table(MONTH_TABLE)?;
+        check_time += phase.elapsed();
+        let phase = Instant::now();
         let n = part.iter().map(|b| b.num_rows() as u64).sum();
         let sets = rows_per_set(&part)?;
         let bytes = to_parquet(&schema, &part)?;
         let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
         files.insert(month.clone(), (file, n, sets));
+        write_time += phase.elapsed();
     }
     ctx.deregister_table(plan::LEAF_TABLE)?;
     let old: BTreeMap<String, Partition> = current
@@ -434,14 +510,16 @@ async fn refresh_one(
         partitions,
     };
 
-    // Check the new version before anyone can read it.
-    let table = "cube_candidate";
-    ctx.register_table(table, listing_table(&ctx, warehouse, def, &manifest)?)?;
-    let checks = if rebuild.is_empty() {
-        Vec::new() // only months dropped: nothing new to check
-    } else {
-        check::check(&ctx, def, table, Some(&rebuild)).await?
-    };
+    let checks = checks.rows();
+    log::debug!(
+        "cube {}: {} month(s): leaf {:.2}s, grouping sets {:.2}s, checked {:.2}s, written {:.2}s",
+        def.name,
+        rebuild.len(),
+        leaf_time.as_secs_f64(),
+        sets_time.as_secs_f64(),
+        check_time.as_secs_f64(),
+        write_time.as_secs_f64(),
+    );
     if let Some(bad) = checks.iter().find(|c| c.status == Status::Fail) {
         return Err(EngineError::Cube {
             cube: def.name.clone(),
@@ -744,6 +822,11 @@ pub async fn check_published_warehouse(
         .await?;
         register_batch(&ctx, plan::HOURS_TABLE, &hours)?;
     }
+    let (schema, totals) = check::ledger_totals(&ctx, None).await?;
+    ctx.register_table(
+        check::LEDGER_TOTALS_TABLE,
+        Arc::new(MemTable::try_new(schema, vec![totals])?),
+    )?;
     let mut out = Vec::new();
     for (name, manifest) in register(&ctx, warehouse, model, None).await? {
         let Some(def) = model.cube(&name) else {

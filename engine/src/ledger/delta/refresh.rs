@@ -23,27 +23,31 @@
 //! whose checks fail where the published version's passed is not published either: a full
 //! build follows, so a gap in the closure costs time, never a wrong ledger.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::Catalog;
 use amoeba_catalog::model::Model;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, interleave};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use super::{
     MergedMonths, PublishedCosting, Side, collect_one, cost_ledger_rows, cost_rows, merge_months,
     month_rows, net_delta, old_side, order_rows, sql_list,
 };
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::inputs::InputChanges;
 use crate::ledger::checks::{self, CheckRow, CheckSums, Status};
 use crate::ledger::closure::{self, ChangeSince};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
     ByDelta, Ledger, LedgerManifest, Versions, cache, lap, let_versions_go, materialize_mapped,
-    published_costed, published_ledger_sums, published_month_inputs, published_stock, register,
-    register_published, register_rows, share_mapped, sources, stock, units_batch,
+    named, published_costed, published_ledger_sums, published_month_inputs, published_stock,
+    register, register_published, register_rows, share_mapped, sources, stock, units_batch,
 };
 use crate::session::new_session;
 
@@ -163,7 +167,7 @@ pub(crate) async fn refresh(
         &cost.book,
         new_last.as_deref(),
     )?;
-    let costed = merged_costed(&published.costed, &cost.chains, &cost.costed).await?;
+    let costed = merged_costed(&published.costed, &cost.chains, &cost.costed)?;
     lap(&mut step, "delta: book and costed movements");
 
     let (mut checks, check_sums) = delta_checks(
@@ -311,35 +315,133 @@ fn chain_months(chains: &RecordBatch) -> Result<BTreeMap<(String, String), Strin
 
 /// The published costed movements with the re-costed chains' from their first changed month
 /// on replaced by `recosted`, in costing order.
-async fn merged_costed(
+///
+/// Both inputs are in costing order (`sku, warehouse, ts, …`), and a chain's movements from
+/// a month on are the end of its run, so the two are merged chain by chain in one pass: each
+/// published chain keeps its movements before its first changed month, followed by its
+/// re-costed ones, and a chain only re-costed (a SKU × warehouse new to the data) comes in
+/// its place. Sorting the union instead took most of a second at scale 1 (1.5 M movements).
+fn merged_costed(
     published: &RecordBatch,
     chains: &RecordBatch,
     recosted: &RecordBatch,
 ) -> Result<RecordBatch> {
-    let ctx = new_session()?;
-    register(&ctx, "c_published", published.clone())?;
-    register(&ctx, "c_chains", chains.clone())?;
-    register(&ctx, "c_recosted", recosted.clone())?;
-    let columns: Vec<String> = published
-        .schema()
+    const WHAT: &str = "the costed movements";
+    let from = chain_months(chains)?;
+    let recosted = conform_to(recosted, &published.schema(), WHAT)?;
+    let utf8 = |batch: &RecordBatch, name: &str| -> Result<ArrayRef> {
+        Ok(cast(named(batch, name, WHAT)?, &DataType::Utf8)?)
+    };
+    let (p_sku, p_warehouse, p_month) = (
+        utf8(published, "sku")?,
+        utf8(published, "warehouse")?,
+        utf8(published, "month")?,
+    );
+    let (r_sku, r_warehouse) = (utf8(&recosted, "sku")?, utf8(&recosted, "warehouse")?);
+    let p_runs = chain_runs(p_sku.as_string(), p_warehouse.as_string(), WHAT)?;
+    let r_runs = chain_runs(r_sku.as_string(), r_warehouse.as_string(), WHAT)?;
+    let p_month = p_month.as_string::<i32>();
+    let mut take: Vec<(usize, usize)> = Vec::with_capacity(published.num_rows());
+    let (mut p, mut r) = (p_runs.iter().peekable(), r_runs.iter().peekable());
+    loop {
+        let order = match (p.peek(), r.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => null_last(a.chain).cmp(&null_last(b.chain)),
+        };
+        if order != Ordering::Greater
+            && let Some(run) = p.next()
+        {
+            let first_changed =
+                run.chain.0.zip(run.chain.1).and_then(|(sku, warehouse)| {
+                    from.get(&(sku.to_string(), warehouse.to_string()))
+                });
+            take.extend(
+                run.rows
+                    .clone()
+                    .filter(|&i| {
+                        first_changed
+                            .is_none_or(|m| p_month.is_valid(i) && p_month.value(i) < m.as_str())
+                    })
+                    .map(|i| (0, i)),
+            );
+        }
+        if order != Ordering::Less
+            && let Some(run) = r.next()
+        {
+            take.extend(run.rows.clone().map(|i| (1, i)));
+        }
+    }
+    let columns = (0..published.num_columns())
+        .map(|c| {
+            interleave(
+                &[published.column(c).as_ref(), recosted.column(c).as_ref()],
+                &take,
+            )
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(published.schema(), columns)?)
+}
+
+/// A run of consecutive rows of one chain (`sku`, `warehouse`; `None` for a null).
+struct ChainRun<'a> {
+    chain: (Option<&'a str>, Option<&'a str>),
+    rows: std::ops::Range<usize>,
+}
+
+/// The chains' runs of movements in costing order (their `sku` and `warehouse` columns). A
+/// null sorts after every value, as `ORDER BY` puts it by default.
+fn chain_runs<'a>(
+    sku: &'a StringArray,
+    warehouse: &'a StringArray,
+    what: &str,
+) -> Result<Vec<ChainRun<'a>>> {
+    let key = |i: usize| {
+        (
+            sku.is_valid(i).then(|| sku.value(i)),
+            warehouse.is_valid(i).then(|| warehouse.value(i)),
+        )
+    };
+    let mut runs: Vec<ChainRun<'a>> = Vec::new();
+    for i in 0..sku.len() {
+        let chain = key(i);
+        match runs.last_mut() {
+            Some(run) if run.chain == chain => run.rows.end = i + 1,
+            _ => runs.push(ChainRun {
+                chain,
+                rows: i..i + 1,
+            }),
+        }
+    }
+    // Each chain is one run, in order; anything else is not costing order.
+    for pair in runs.windows(2) {
+        if null_last(pair[0].chain) >= null_last(pair[1].chain) {
+            return Err(EngineError::ledger(format!(
+                "{what}: not in costing order at row {}",
+                pair[1].rows.start
+            )));
+        }
+    }
+    Ok(runs)
+}
+
+/// A chain key in `ORDER BY` order (nulls last).
+type ChainOrder<'a> = ((bool, Option<&'a str>), (bool, Option<&'a str>));
+
+/// A chain key ordered as `ORDER BY sku, warehouse` orders it: nulls last.
+fn null_last<'a>(chain: (Option<&'a str>, Option<&'a str>)) -> ChainOrder<'a> {
+    ((chain.0.is_none(), chain.0), (chain.1.is_none(), chain.1))
+}
+
+/// `batch`'s columns named as `schema`'s, cast to their types.
+fn conform_to(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<RecordBatch> {
+    let columns = schema
         .fields()
         .iter()
-        .map(|f| format!("\"{}\"", f.name()))
-        .collect();
-    let columns = columns.join(", ");
-    collect_one(
-        &ctx,
-        &format!(
-            "SELECT {columns} FROM ( \
-               SELECT p.* FROM c_published p LEFT JOIN c_chains c \
-                 ON c.sku = p.sku AND c.warehouse = p.warehouse \
-               WHERE c.from_month IS NULL OR p.month < c.from_month) \
-             UNION ALL SELECT {columns} FROM c_recosted \
-             ORDER BY {}",
-            super::recost::COSTING_ORDER
-        ),
-    )
-    .await
+        .map(|f| Ok(cast(named(batch, f.name(), what)?, f.data_type())?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// The checks of a ledger built by delta, and the totals they compared: the source totals
