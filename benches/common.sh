@@ -1,8 +1,10 @@
 # Shared set-up of the benchmark scripts (sourced): GNU time, the release binary, and the
 # generated warehouse of a scale and seed.
 #
-#   bench_setup <scale> <seed>    sets $bin (AMOEBA_BIN, or the release build) and $src
-#                                 (target/bench/warehouse-<scale>-<seed>, generated once)
+#   bench_setup <scale> <seed> [day]
+#                                 sets $bin (AMOEBA_BIN, or the release build) and $src
+#                                 (target/bench/warehouse-<scale>-<seed>, generated once;
+#                                 with a day, …-<seed>-day-<day>: `amoeba gen --day-apart`)
 #
 # BUILD_MEMORY_MB: the ledger build's memory limit, written into the warehouse's model as
 # `[ledger] memory_limit_mb` (working tables on disk, sorts and aggregations spilling beyond
@@ -11,7 +13,7 @@
 # writers, batches in flight, the allocator's slack): at scale 10 with 6144, one build peaked
 # at 7.6 GiB and the next was killed at the 8 GiB limit while sorting and writing the ledger.
 bench_setup() {
-  local scale="$1" seed="$2"
+  local scale="$1" seed="$2" day="${3:-}"
   command -v /usr/bin/time >/dev/null 2>&1 || {
     local sudo=""; [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && sudo="sudo"
     $sudo apt-get install -y -qq time >/dev/null
@@ -22,8 +24,13 @@ bench_setup() {
     bin=target/release/amoeba
   fi
   src="target/bench/warehouse-${scale}-${seed}"
+  local apart=()
+  if [ -n "$day" ]; then
+    src="${src}-day-${day}"
+    apart=(--day-apart "$day")
+  fi
   if [ ! -f "$src/.amoeba-gen" ]; then
-    "$bin" gen --scale "$scale" --seed "$seed" --out "$src"
+    "$bin" gen --scale "$scale" --seed "$seed" --out "$src" "${apart[@]}"
   fi
   local limit="${BUILD_MEMORY_MB:-}"
   if [ -z "$limit" ] && awk -v s="$scale" 'BEGIN {exit !(s >= 10)}'; then limit=4096; fi

@@ -5,22 +5,35 @@
 # release, RUNS times each; prints every run's wall time, peak RSS and what was rebuilt, then
 # min / median / max and the ratio of the medians.
 #
-#   benches/refresh.sh [scale] [seed] [runs]      defaults: 1 42 3
+#   benches/refresh.sh [scale] [seed] [runs] [day|month]      defaults: 1 42 3 day
 #
-# "One day" is every export file under dt=<the last order day> (all platforms, all kinds).
-# The warehouse is generated once under target/bench/warehouse-<scale>-<seed> and copied to
-# target/bench/refresh-<scale>-<seed>, where the day is taken out and put back.
+# What lands is every export file under dt=<the last order day> (all platforms, all kinds):
+# - day (the default): one day of exports. The warehouse is generated with that day's rows
+#   delivered on their own (`amoeba gen --day-apart 2025-12-31`), as a platform exporting
+#   daily delivers them: the day's orders, refunds, fees, ads and settlements.
+# - month: the generator's own layout, one file per shop, kind and month under
+#   dt=<the month's last day>, so what lands is the whole of December at once.
+# The warehouse is generated once under target/bench/warehouse-<scale>-<seed>[-day-<day>] and
+# copied to target/bench/refresh-<scale>-<seed>-<what>, where the files are taken out and put
+# back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-1}"
 seed="${2:-42}"
 runs="${3:-3}"
+what="${4:-day}"
+# The last day with orders: the generator simulates 2025 (exports pulled on 2026-01-04).
+last_order_day=2025-12-31
 
 . benches/common.sh
-bench_setup "$scale" "$seed"
+case "$what" in
+  day) bench_setup "$scale" "$seed" "$last_order_day" ;;
+  month) bench_setup "$scale" "$seed" ;;
+  *) echo "what lands: day or month, not '$what'"; exit 2 ;;
+esac
 bench_cgroup "$scale"
-wh="target/bench/refresh-${scale}-${seed}"
-held="target/bench/refresh-${scale}-${seed}-held"
+wh="target/bench/refresh-${scale}-${seed}-${what}"
+held="target/bench/refresh-${scale}-${seed}-${what}-held"
 rm -rf "$wh" "$held"
 mkdir -p "$wh" "$held"
 for d in "$src"/*; do
@@ -28,7 +41,7 @@ for d in "$src"/*; do
 done
 day=$(find "$wh/exports" -type d -path '*/orders/*' -name 'dt=*' | sed 's|.*dt=||' | sort | tail -1)
 days_files=$(cd "$wh" && find exports -type f -path "*/dt=${day}/*" | sort)
-echo "the day: dt=${day}, $(echo "$days_files" | wc -l) files"
+echo "what lands ($what): dt=${day}, $(echo "$days_files" | wc -l) files, $(cd "$wh" && echo "$days_files" | xargs du -cb | tail -1 | cut -f1) bytes"
 
 take_out() { (cd "$wh" && echo "$days_files" | while read -r f; do mkdir -p "../$(basename "$held")/$(dirname "$f")"; mv "$f" "../$(basename "$held")/$f"; done); }
 put_back() { (cd "$held" && echo "$days_files" | while read -r f; do mkdir -p "../$(basename "$wh")/$(dirname "$f")"; mv "$f" "../$(basename "$wh")/$f"; done); }

@@ -84,6 +84,11 @@ enum Command {
         /// are ignored).
         #[arg(long)]
         worked_example: bool,
+        /// Deliver this day's export rows on their own (dt=<day>), the rest of its month the
+        /// day before: one day of exports, as a platform exporting daily delivers it
+        /// (benches/refresh.sh takes in 2025-12-31 so).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        day_apart: Option<amoeba_data::NaiveDate>,
     },
     /// Build the ledger, write it into the warehouse (ledger/) and print the checks.
     Ledger {
@@ -224,9 +229,13 @@ async fn run(command: Command) -> CliResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen {
-            scale, seed, out, ..
+            scale,
+            seed,
+            out,
+            day_apart,
+            ..
         } => {
-            generate(scale, seed, &out)?;
+            generate(scale, seed, &out, day_apart)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -244,7 +253,7 @@ async fn run(command: Command) -> CliResult<ExitCode> {
                     "generating a demo warehouse in {} (scale {scale}, seed {seed})",
                     warehouse.display()
                 );
-                generate(scale, seed, &warehouse)?;
+                generate(scale, seed, &warehouse, None)?;
             } else {
                 println!("serving the existing warehouse in {}", warehouse.display());
             }
@@ -353,13 +362,19 @@ async fn run(command: Command) -> CliResult<ExitCode> {
     }
 }
 
-fn generate(scale: f64, seed: u64, out: &Path) -> CliResult<()> {
+fn generate(
+    scale: f64,
+    seed: u64,
+    out: &Path,
+    day_apart: Option<amoeba_data::NaiveDate>,
+) -> CliResult<()> {
     let started = Instant::now();
     let summary = amoeba_data::generate(&amoeba_data::GenOptions {
         scale,
         seed,
         out: out.to_path_buf(),
         progress: true,
+        day_apart,
     })?;
     println!(
         "wrote {} files ({} order lines, {:.1} MiB) to {} in {:.1}s",

@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed,
         out,
         progress: true,
+        day_apart: None,
     })?;
     println!("{summary:#?}");
     println!("elapsed: {:.2?}", started.elapsed());

@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+pub use chrono::NaiveDate;
 use datafusion::arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -106,6 +107,11 @@ pub struct GenOptions {
     pub out: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Deliver the platform export rows of this day on their own, under `dt=<day>`, and the
+    /// rest of its month under `dt=<the day before>`, as a platform that exports daily would:
+    /// one day of exports to take in (`benches/refresh.sh`). `None`: one delivery per shop,
+    /// kind and month, under `dt=<the month's last day>`.
+    pub day_apart: Option<NaiveDate>,
 }
 
 /// What was generated.
@@ -136,7 +142,8 @@ const MARKER: &str = ".amoeba-gen";
 
 /// Generates the synthetic warehouse described in the crate docs.
 pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
-    let world = World::build(opts.scale, opts.seed)?;
+    let mut world = World::build(opts.scale, opts.seed)?;
+    world.day_apart = opts.day_apart;
     prepare(&opts.out)?;
     let sink = Sink::new(&opts.out);
     let bar = if opts.progress {
@@ -329,6 +336,7 @@ mod tests {
             seed: 42,
             out: out.to_path_buf(),
             progress: false,
+            day_apart: None,
         };
         let sa = generate(&opts(&a)).unwrap();
         let sb = generate(&opts(&b)).unwrap();
@@ -347,6 +355,88 @@ mod tests {
         assert_eq!(generate(&opts(&a)).unwrap(), sa);
         let _ = std::fs::remove_dir_all(&a);
         let _ = std::fs::remove_dir_all(&b);
+    }
+
+    /// A day apart is the same data delivered otherwise: the truth is unchanged, the day's
+    /// files hold that day's rows only, and the rest of its month lands the day before.
+    #[test]
+    fn a_day_apart_is_delivered_on_its_own() {
+        use datafusion::arrow::array::{Array, AsArray};
+        use std::collections::BTreeSet;
+        let (whole, apart) = (temp_dir("whole"), temp_dir("apart"));
+        // 双11: every shop sells that day, even at the smallest scale.
+        let day = NaiveDate::from_ymd_opt(2025, 11, 11).unwrap();
+        let opts = |out: &Path, day_apart| GenOptions {
+            scale: 0.0005,
+            seed: 42,
+            out: out.to_path_buf(),
+            progress: false,
+            day_apart,
+        };
+        let sw = generate(&opts(&whole, None)).unwrap();
+        let sa = generate(&opts(&apart, Some(day))).unwrap();
+        assert_eq!(sw.order_lines, sa.order_lines);
+        for view in UNIFIED_VIEWS {
+            let f = format!("truth/{view}.parquet");
+            assert_eq!(
+                std::fs::read(whole.join(&f)).unwrap(),
+                std::fs::read(apart.join(&f)).unwrap(),
+                "{view}: the truth depends on how the exports are delivered"
+            );
+        }
+        // The orders' 订单创建时间 (their event time): all on the day in its delivery, all
+        // other days in the rest of the month's.
+        let created_days = |dir: &Path| -> BTreeSet<String> {
+            read_all(dir)
+                .iter()
+                .flat_map(|b| {
+                    let c = b.column_by_name("订单创建时间").expect("订单创建时间");
+                    let c = datafusion::arrow::compute::cast(
+                        c,
+                        &datafusion::arrow::datatypes::DataType::Utf8,
+                    )
+                    .unwrap();
+                    let c = c.as_string::<i32>().clone();
+                    (0..c.len())
+                        .filter(|&i| c.is_valid(i))
+                        .map(|i| c.value(i)[..10].to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let mut shops_with_the_day = 0;
+        for shop in std::fs::read_dir(apart.join("exports/tmall/orders")).unwrap() {
+            let shop = shop.unwrap().path();
+            let (the_day, before) = (shop.join("dt=2025-11-11"), shop.join("dt=2025-11-10"));
+            assert!(
+                before.join("part-202511-0001.parquet").exists(),
+                "{before:?}"
+            );
+            let rest = created_days(&before);
+            assert!(
+                !rest.is_empty()
+                    && rest
+                        .iter()
+                        .all(|d| d.starts_with("2025-11-") && d != "2025-11-11")
+            );
+            if the_day.exists() {
+                shops_with_the_day += 1;
+                assert!(
+                    the_day.join("part-20251111-0001.parquet").exists(),
+                    "{the_day:?}"
+                );
+                assert_eq!(
+                    created_days(&the_day),
+                    BTreeSet::from(["2025-11-11".to_string()])
+                );
+            }
+        }
+        assert!(
+            shops_with_the_day > 0,
+            "no tmall shop had orders on the day"
+        );
+        let _ = std::fs::remove_dir_all(&whole);
+        let _ = std::fs::remove_dir_all(&apart);
     }
 
     /// Every Parquet file under `dir`, read back.
@@ -383,6 +473,7 @@ mod tests {
             seed: 7,
             out: dir.clone(),
             progress: false,
+            day_apart: None,
         })
         .unwrap();
         let dec = |b: &RecordBatch, c: &str| {
@@ -465,6 +556,7 @@ mod tests {
             seed: 1,
             out: temp_dir("bad"),
             progress: false,
+            day_apart: None,
         };
         assert!(matches!(
             generate(&opts),

@@ -45,7 +45,11 @@ pub(crate) fn date32(secs: i64) -> i32 {
 
 /// `YYYYMM` of a timestamp: the month file a row is delivered in.
 pub(crate) fn month_of(secs: i64) -> u32 {
-    let d = date_of(secs);
+    month_of_date(date_of(secs))
+}
+
+/// The `YYYYMM` month key of a date.
+pub(crate) fn month_of_date(d: NaiveDate) -> u32 {
     u32::try_from(d.year()).unwrap_or(0) * 100 + d.month()
 }
 

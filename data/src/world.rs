@@ -12,6 +12,7 @@
 //! scale (a small seller has fewer shops and a shorter catalogue, not just fewer orders), with
 //! at least 2 shops per platform and 50 SKUs.
 
+use chrono::NaiveDate;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
@@ -354,6 +355,8 @@ pub(crate) struct World {
     pub(crate) skus: Vec<Sku>,
     pub(crate) shops: Vec<Shop>,
     pub(crate) day_weights: Vec<f64>,
+    /// The day whose export rows are delivered on their own ([`crate::GenOptions::day_apart`]).
+    pub(crate) day_apart: Option<NaiveDate>,
 }
 
 impl World {
@@ -374,6 +377,7 @@ impl World {
             skus,
             shops,
             day_weights: day_weights(),
+            day_apart: None,
         })
     }
 

@@ -3,7 +3,9 @@
 //! Every file is one `RecordBatch` (or a few) written by `ArrowWriter` with ZSTD compression;
 //! nothing is written row by row. Platform exports are laid out as
 //! `exports/<platform>/<kind>/shop=<id>/dt=<last day of month>/part-<YYYYMM>-0001.parquet`, one
-//! file per shop, kind and month of the rows' own event time.
+//! file per shop, kind and month of the rows' own event time. With a day apart
+//! ([`crate::GenOptions::day_apart`]), that day's rows are a delivery of their own,
+//! `dt=<day>/part-<YYYYMMDD>-0001.parquet`, and the rest of its month lands the day before.
 //!
 //! Delivery quirks, decided per file from a random stream of its own (so they do not depend on
 //! thread scheduling): about 2 % of files are **re-delivered** — an identical copy
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -25,7 +28,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
-use crate::shape::{chance, last_day, month_of, rng_for, tag};
+use crate::shape::{chance, date_of, last_day, month_of, month_of_date, rng_for, tag};
 use crate::table::{Col, TableBuilder};
 use crate::world::Shop;
 
@@ -144,6 +147,8 @@ pub(crate) struct Kind<'a> {
     pub(crate) seed: u64,
     pub(crate) name: &'static str,
     pub(crate) cols: &'static [Col],
+    /// The day delivered on its own ([`crate::GenOptions::day_apart`]).
+    pub(crate) day_apart: Option<NaiveDate>,
 }
 
 /// Quirks forced on fixed files, so that every platform shows them even at a tiny scale:
@@ -175,35 +180,48 @@ fn build<R: ExportRow>(k: &Kind<'_>, rows: &[&R]) -> Result<RecordBatch> {
     t.finish()
 }
 
-/// Writes all rows of one kind of one shop: one file per month, plus re-deliveries and
-/// corrections. `rows` hold the final values.
+/// Writes all rows of one kind of one shop: one file per month (and one for the day apart,
+/// if any), plus re-deliveries and corrections. `rows` hold the final values.
 pub(crate) fn write_export<R: ExportRow>(
     k: &Kind<'_>,
     rows: &[R],
     tally: &mut Tally,
 ) -> Result<()> {
-    let mut months: BTreeMap<u32, Vec<&R>> = BTreeMap::new();
+    // (month, whether the rows are the day apart's) → the rows of that delivery.
+    let mut deliveries: BTreeMap<(u32, bool), Vec<&R>> = BTreeMap::new();
     for r in rows {
-        months.entry(month_of(r.at())).or_default().push(r);
+        let apart = k.day_apart == Some(date_of(r.at()));
+        deliveries
+            .entry((month_of(r.at()), apart))
+            .or_default()
+            .push(r);
     }
     let platform = k.shop.platform.name();
-    for (month, finals) in months {
-        let dir = format!(
-            "exports/{platform}/{}/shop={}/dt={}",
-            k.name,
-            k.shop.id,
-            last_day(month)
-        );
+    for ((month, apart), finals) in deliveries {
+        // Where the delivery lands, and the month or day its files are named after.
+        let (dt, part, stream) = match k.day_apart {
+            Some(day) if apart => (
+                day.format("%Y-%m-%d").to_string(),
+                day.format("%Y%m%d").to_string(),
+                u64::from(month) * 100 + u64::from(day.day()),
+            ),
+            Some(day) if month_of_date(day) == month => (
+                day.pred_opt().unwrap_or(day).format("%Y-%m-%d").to_string(),
+                month.to_string(),
+                u64::from(month),
+            ),
+            _ => (last_day(month), month.to_string(), u64::from(month)),
+        };
+        let dir = format!("exports/{platform}/{}/shop={}/dt={dt}", k.name, k.shop.id);
         let mut rng = rng_for(
             k.seed,
-            &[
-                tag("delivery"),
-                k.shop.index as u64,
-                tag(k.name),
-                u64::from(month),
-            ],
+            &[tag("delivery"), k.shop.index as u64, tag(k.name), stream],
         );
-        let (force_redeliver, force_correct) = forced(k.shop, k.name, month);
+        let (force_redeliver, force_correct) = if apart {
+            (false, false)
+        } else {
+            forced(k.shop, k.name, month)
+        };
         let redeliver = chance(&mut rng, P_REDELIVER) || force_redeliver;
         let correct = chance(&mut rng, P_CORRECT) || force_correct;
 
@@ -232,10 +250,10 @@ pub(crate) fn write_export<R: ExportRow>(
                 *slot = s;
             }
         }
-        let original = format!("{dir}/part-{month}-0001.parquet");
+        let original = format!("{dir}/part-{part}-0001.parquet");
         sink_write(k, &original, &delivered, tally)?;
         if redeliver {
-            let copy = format!("{dir}/part-{month}-0002-redelivery.parquet");
+            let copy = format!("{dir}/part-{part}-0002-redelivery.parquet");
             tally.bytes += k.sink.copy(&original, &copy)?;
             tally.files += 1;
             tally.redeliveries += 1;
@@ -245,7 +263,7 @@ pub(crate) fn write_export<R: ExportRow>(
                 .iter()
                 .filter_map(|(pos, _)| finals.get(*pos).copied())
                 .collect();
-            let name = format!("{dir}/part-{month}-0003-correction.parquet");
+            let name = format!("{dir}/part-{part}-0003-correction.parquet");
             sink_write(k, &name, &fixed, tally)?;
             tally.corrections += 1;
         }

@@ -37,6 +37,7 @@ pub(crate) fn warehouse(scale: f64, seed: u64) -> PathBuf {
             seed,
             out: dir.clone(),
             progress: false,
+            day_apart: None,
         })
         .expect("generate warehouse");
         std::fs::write(&done, b"").expect("mark warehouse");

@@ -73,6 +73,7 @@ impl Ctx<'_> {
             seed: self.seed,
             name,
             cols,
+            day_apart: self.world.day_apart,
         };
         write_export(&kind, rows, &mut self.tally)
     }

@@ -740,11 +740,19 @@ fn order_local_parts(model: &Model) -> Vec<String> {
 /// rows of an account together the Parquet page index lets a scan skip the pages of every
 /// other account.
 fn ledger_sql(rows: &str) -> String {
+    format!("{} ORDER BY {LEDGER_ORDER}", ledger_projection(rows))
+}
+
+/// The order of the ledger's rows, as every version writes them.
+pub(crate) const LEDGER_ORDER: &str =
+    "month, account, unit_id, date, platform, shop_id, sku, campaign, source";
+
+/// `rows` with the ledger's columns and types (and its `month`), in no particular order.
+pub(crate) fn ledger_projection(rows: &str) -> String {
     format!(
         "SELECT date, {text}, CAST(amount AS DECIMAL({precision},2)) AS amount, qty, \
                 arrow_cast(source, 'Utf8') AS source, \
-                arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM ({rows}) \
-         ORDER BY month, account, unit_id, date, platform, shop_id, sku, campaign, source",
+                arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM ({rows})",
         precision = store::LEDGER_AMOUNT_PRECISION,
         // One string type throughout (the parts mix Utf8 and Utf8View).
         text = [
@@ -1021,6 +1029,20 @@ pub(crate) fn decimal_named<'a>(
     named(batch, name, what)?
         .as_primitive_opt::<Decimal128Type>()
         .ok_or_else(|| EngineError::ledger(format!("{what}: '{name}' is not a decimal")))
+}
+
+/// `batch`'s columns named as `schema`'s, cast to their types.
+pub(crate) fn conform_to(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    what: &str,
+) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| Ok(cast(named(batch, f.name(), what)?, f.data_type())?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// The column `name` of `batch`.

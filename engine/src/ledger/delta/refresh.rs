@@ -25,14 +25,13 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::Catalog;
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, interleave};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
 use super::{
@@ -45,9 +44,10 @@ use crate::ledger::checks::{self, CheckRow, CheckSums, Status};
 use crate::ledger::closure::{self, ChangeSince};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
-    ByDelta, Ledger, LedgerManifest, Versions, cache, lap, let_versions_go, materialize_mapped,
-    named, published_costed, published_ledger_sums, published_month_inputs, published_stock,
-    register, register_published, register_rows, share_mapped, sources, stock, units_batch,
+    ByDelta, Ledger, LedgerManifest, Versions, cache, conform_to, lap, let_versions_go,
+    materialize_mapped, named, published_costed, published_ledger_sums, published_month_inputs,
+    published_stock, register, register_published, register_rows, share_mapped, sources, stock,
+    units_batch,
 };
 use crate::session::new_session;
 
@@ -432,16 +432,6 @@ type ChainOrder<'a> = ((bool, Option<&'a str>), (bool, Option<&'a str>));
 /// A chain key ordered as `ORDER BY sku, warehouse` orders it: nulls last.
 fn null_last<'a>(chain: (Option<&'a str>, Option<&'a str>)) -> ChainOrder<'a> {
     ((chain.0.is_none(), chain.0), (chain.1.is_none(), chain.1))
-}
-
-/// `batch`'s columns named as `schema`'s, cast to their types.
-fn conform_to(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| Ok(cast(named(batch, f.name(), what)?, f.data_type())?))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// The checks of a ledger built by delta, and the totals they compared: the source totals
