@@ -251,6 +251,7 @@ pub async fn published_listing(
 pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<LedgerManifest> {
     let previous = current_version(warehouse).await?;
     let version = next_version(previous.as_deref());
+    let started = std::time::Instant::now();
     match &ledger.staged {
         // Built on disk: its files, written in the build, are copied as they are.
         Some(staged) => {
@@ -281,6 +282,7 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
                 .await?;
         }
     }
+    let written = started.elapsed();
     // Built by delta: the months it did not rewrite are the base version's files, copied.
     if let Some(by_delta) = &ledger.by_delta {
         for month in by_delta.months.keys() {
@@ -303,6 +305,7 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
             }
         }
     }
+    let copied = started.elapsed();
     let manifest = LedgerManifest {
         version: version.clone(),
         published_at_ms: now_ms(),
@@ -334,6 +337,12 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
         let at = format!("{LEDGER_DIR}/{version}/{LEDGER_SUMS}");
         objects::write(warehouse, &at, batch_to_parquet(&sums.ledger, &at)?).await?;
     }
+    log::debug!(
+        "ledger {version} published: months written {:.2}s, copied {:.2}s, the rest {:.2}s",
+        written.as_secs_f64(),
+        (copied - written).as_secs_f64(),
+        (started.elapsed() - copied).as_secs_f64()
+    );
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| EngineError::ledger(format!("manifest of {version}: {e}")))?;
     objects::write(warehouse, &manifest_path(&version), json).await?;
