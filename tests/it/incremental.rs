@@ -910,3 +910,61 @@ async fn the_refresh_command_says_how_it_built_the_ledger() {
     assert!(!log.contains("WARN"), "{log}");
     eprintln!("{line}");
 }
+
+/// A corrected order header that moves the order's payment to the next day moves its lines
+/// off a shop-day whose ads were spread over them. The closure holds the new day (the changed
+/// lines') but not the old one, and a delta kept the old day's spread as published: its
+/// January differed from the full build's (2,795 rows against 2,791), and every check
+/// passed. The refresh now sees the line leave a day outside the closure and builds in full.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_moved_to_another_payment_day_is_caught() {
+    let copy = copy_warehouse(&warehouse(0.005, 1));
+    let root = copy.path();
+    let before = publish(root).await;
+    let files = parquet_files(&root.join("exports/tmall/orders"));
+    let first = files.first().expect("a tmall order header file");
+    before
+        .ctx
+        .register_parquet(
+            "t_raw",
+            first.to_string_lossy().as_ref(),
+            Default::default(),
+        )
+        .await
+        .expect("register");
+    // An order paid mid-month on a day its shop had ads spread over its SKUs, none the next.
+    let order = rows(
+        &before.ctx,
+        "SELECT t.\"订单编号\" FROM t_raw t \
+         JOIN order_lines l ON l.platform = 'tmall' AND l.order_id = t.\"订单编号\" \
+         WHERE t.\"订单付款时间 \" IS NOT NULL \
+           AND date_part('day', t.\"订单付款时间 \") BETWEEN 3 AND 26 \
+           AND EXISTS (SELECT 1 FROM pnl_ledger p WHERE p.platform = 'tmall' \
+                 AND p.shop_id = l.shop_id AND p.sku = l.sku AND p.account = 'advertising' \
+                 AND p.date = CAST(l.paid_at AS DATE)) \
+         ORDER BY 1 LIMIT 1",
+    )
+    .await
+    .remove(0)
+    .remove(0);
+    deliver_again(
+        &files,
+        "part-999999-paid-a-day-later.parquet",
+        &format!(
+            "SELECT * REPLACE (\"订单付款时间 \" + INTERVAL '1 day' AS \"订单付款时间 \") \
+             FROM t WHERE \"订单编号\" = '{order}'"
+        ),
+    )
+    .await;
+    let after = publish(root).await;
+    let ledger = after.ledger.as_ref().expect("a ledger");
+    assert!(
+        ledger.by_delta_of().is_none(),
+        "order {order}, paid a day later, was published by delta"
+    );
+    let why = &ledger.full_because().expect("why in full").0;
+    assert!(why.contains("left its payment day"), "{why}");
+    assert!(why.contains(&order), "{why}");
+    eprintln!("order {order} paid a day later: built in full: {why}");
+    assert!(!ledger.failed(), "{:?}", ledger.checks());
+}

@@ -41,7 +41,7 @@ use super::{
 use crate::error::{EngineError, Result};
 use crate::inputs::InputChanges;
 use crate::ledger::checks::{self, CheckRow, CheckSums, Status};
-use crate::ledger::closure::{self, ChangeSince};
+use crate::ledger::closure::{self, ChangeSince, ClosureKeys};
 use crate::ledger::staging::Staging;
 use crate::ledger::{
     ByDelta, Ledger, LedgerManifest, Versions, cache, conform_to, lap, let_versions_go,
@@ -125,6 +125,9 @@ pub(crate) async fn refresh(
     .await?;
     let old = Side::restricted(old_ctx, model, &keys, before.lines_elsewhere).await?;
     lap(&mut step, "delta: the old side");
+    if let Some(moved) = line_off_the_closures_days(&old, &new, &keys).await? {
+        return Ok(Err(FullBecause(moved)));
+    }
 
     let new_rows = order_rows(&new, model).await?;
     let old_rows = order_rows(&old, model).await?;
@@ -224,6 +227,57 @@ pub(crate) async fn refresh(
         }),
         full_because: None,
     }))
+}
+
+/// Why the delta cannot be exact, when a line of K's orders left a shop-day the closure
+/// does not hold: it moved to another payment day (a corrected header), or it is gone.
+///
+/// The ads of a shop-day are spread over the lines paid that day. The closure's shop-days
+/// (D) are those of the changed rows, which are the new side's: the day a line left is
+/// known only on the old side, once it is read. A line that left a day outside D would
+/// leave that day's spread as published, and the checks would not see it (the day's ad
+/// spend still adds up to its shop's). So the refresh builds in full instead.
+async fn line_off_the_closures_days(
+    old: &Side,
+    new: &Side,
+    keys: &ClosureKeys,
+) -> Result<Option<String>> {
+    const LINES: &str = "SELECT arrow_cast(platform, 'Utf8') AS platform, \
+        arrow_cast(shop_id, 'Utf8') AS shop_id, arrow_cast(order_id, 'Utf8') AS order_id, \
+        arrow_cast(line_id, 'Utf8') AS line_id, CAST(paid_at AS DATE) AS day FROM order_lines";
+    let ctx = new_session()?;
+    register(&ctx, "m_old", collect_one(&old.ctx, LINES).await?)?;
+    register(&ctx, "m_new", collect_one(&new.ctx, LINES).await?)?;
+    register(&ctx, "m_days", keys.shop_days.clone())?;
+    let left = collect_one(
+        &ctx,
+        "SELECT o.platform, o.shop_id, o.order_id, o.line_id, CAST(o.day AS VARCHAR) AS day \
+         FROM m_old o \
+         LEFT ANTI JOIN m_new n ON n.platform = o.platform AND n.shop_id = o.shop_id \
+           AND n.line_id = o.line_id AND n.day IS NOT DISTINCT FROM o.day \
+         LEFT ANTI JOIN m_days d ON d.platform = o.platform AND d.shop_id = o.shop_id \
+           AND d.date = o.day \
+         WHERE o.day IS NOT NULL \
+         ORDER BY 1, 2, 3, 4 LIMIT 1",
+    )
+    .await?;
+    if left.num_rows() == 0 {
+        return Ok(None);
+    }
+    let text = |name: &str| -> Result<String> {
+        let column = named(&left, name, "a line off the closure's days")?;
+        let column = cast(column, &DataType::Utf8)?;
+        Ok(column.as_string::<i32>().value(0).to_string())
+    };
+    Ok(Some(format!(
+        "line {} of {} order {} (shop {}) left its payment day {}, whose ad spread the \
+         closure does not hold",
+        text("line_id")?,
+        text("platform")?,
+        text("order_id")?,
+        text("shop_id")?,
+        text("day")?
+    )))
 }
 
 /// What the published version kept for a delta, or why the change needs a full build.
