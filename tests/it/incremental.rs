@@ -804,15 +804,7 @@ async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("shop="))
         .expect("shop=<id>");
-    before
-        .ctx
-        .register_parquet(
-            "t_raw",
-            first.to_string_lossy().as_ref(),
-            Default::default(),
-        )
-        .await
-        .expect("register");
+    register_file(&before, "t_raw", first).await;
     // A fee of an order with lines, moved to an order of the same shop paid in another month.
     let fee = rows(
         &before.ctx,
@@ -848,16 +840,10 @@ async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
     )
     .await;
     let after = publish(root).await;
-    let ledger = after.ledger.as_ref().expect("a ledger");
-    assert!(
-        ledger.by_delta_of().is_none(),
-        "the fee of {flow} moved from {order} to {other} was published by delta"
-    );
-    let why = &ledger.full_because().expect("why in full").0;
-    assert!(why.contains("check"), "{why}");
-    eprintln!("a fee moved from {order} to {other}: built in full: {why}");
+    let what = format!("the fee of {flow} moved from {order} to {other}");
     // The full build counts it once, where it now is.
-    assert!(!ledger.failed(), "{:?}", ledger.checks());
+    let why = built_in_full(&what, &after);
+    assert!(why.contains("check"), "{why}");
     assert_ne!(
         before.ledger_manifest.as_ref().map(|m| &m.months),
         after.ledger_manifest.as_ref().map(|m| &m.months)
@@ -923,15 +909,7 @@ async fn a_line_moved_to_another_payment_day_is_caught() {
     let before = publish(root).await;
     let files = parquet_files(&root.join("exports/tmall/orders"));
     let first = files.first().expect("a tmall order header file");
-    before
-        .ctx
-        .register_parquet(
-            "t_raw",
-            first.to_string_lossy().as_ref(),
-            Default::default(),
-        )
-        .await
-        .expect("register");
+    register_file(&before, "t_raw", first).await;
     // An order paid mid-month on a day its shop had ads spread over its SKUs, none the next.
     let order = rows(
         &before.ctx,
@@ -956,15 +934,29 @@ async fn a_line_moved_to_another_payment_day_is_caught() {
         ),
     )
     .await;
-    let after = publish(root).await;
-    let ledger = after.ledger.as_ref().expect("a ledger");
-    assert!(
-        ledger.by_delta_of().is_none(),
-        "order {order}, paid a day later, was published by delta"
+    let why = built_in_full(
+        &format!("order {order}, paid a day later"),
+        &publish(root).await,
     );
-    let why = &ledger.full_because().expect("why in full").0;
     assert!(why.contains("left its payment day"), "{why}");
     assert!(why.contains(&order), "{why}");
-    eprintln!("order {order} paid a day later: built in full: {why}");
-    assert!(!ledger.failed(), "{:?}", ledger.checks());
+}
+
+/// Registers the Parquet file `path` as `name` in `served`'s session.
+async fn register_file(served: &Served, name: &str, path: &Path) {
+    served
+        .ctx
+        .register_parquet(name, path.to_string_lossy().as_ref(), Default::default())
+        .await
+        .expect("register");
+}
+
+/// Why `after` was built in full (it must have been, and its checks must pass).
+fn built_in_full(what: &str, after: &Served) -> String {
+    let ledger = after.ledger.as_ref().expect("a ledger");
+    assert!(ledger.by_delta_of().is_none(), "{what}: published by delta");
+    let why = ledger.full_because().expect("why in full").0.clone();
+    eprintln!("{what}: built in full: {why}");
+    assert!(!ledger.failed(), "{what}: {:?}", ledger.checks());
+    why
 }
