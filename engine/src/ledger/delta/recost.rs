@@ -105,31 +105,11 @@ pub async fn cost_rows(
     .await
     .map_err(|e| step("the changed chains", e))?;
     register(&ctx, "d_chains", chains.clone())?;
-    // The published movements of the changed chains, with each chain's first changed month
-    // (`from_month`): the three reads below take their rows from these, scanned once.
-    let published_columns: Vec<String> = published
-        .costed
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| format!("p.\"{}\"", f.name()))
-        .collect();
-    let published_columns = published_columns.join(", ");
-    let chain_moves = collect_one(
-        &ctx,
-        &format!(
-            "SELECT {published_columns}, c.from_month AS _from_month FROM d_published p \
-             JOIN d_chains c ON c.sku = p.sku AND c.warehouse = p.warehouse"
-        ),
-    )
-    .await
-    .map_err(|e| step("the changed chains' movements", e))?;
-    ctx.deregister_table("d_published")?;
-    register(&ctx, "d_chain_moves", chain_moves)?;
+    let from = "JOIN d_chains c ON c.sku = p.sku AND c.warehouse = p.warehouse";
     let replaced = collect_one(
         &ctx,
         &format!(
-            "SELECT {published_columns} FROM d_chain_moves p WHERE p.month >= p._from_month \
+            "SELECT p.* FROM d_published p {from} WHERE p.month >= c.from_month \
              ORDER BY {}",
             qualified("p", COSTING_ORDER)
         ),
@@ -142,14 +122,12 @@ pub async fn cost_rows(
         &ctx,
         &format!(
             "SELECT {MOVE_COLUMNS} FROM ( \
-               SELECT {p} FROM d_chain_moves p \
+               SELECT {p} FROM d_published p {from} \
                  LEFT ANTI JOIN (SELECT line FROM d_old UNION SELECT line FROM d_new) k \
                    ON k.line = p.line \
-               WHERE p.month >= p._from_month \
+               WHERE p.month >= c.from_month \
                UNION ALL \
-               SELECT {p} FROM d_new p \
-                 JOIN d_chains c ON c.sku = p.sku AND c.warehouse = p.warehouse \
-               WHERE p.month >= c.from_month) \
+               SELECT {p} FROM d_new p {from} WHERE p.month >= c.from_month) \
              ORDER BY {COSTING_ORDER}",
             p = qualified("p", MOVE_COLUMNS),
         ),
@@ -161,12 +139,14 @@ pub async fn cost_rows(
     // What the chains' earlier issues took, for the returns to come of the lines they issued.
     let earlier = collect_one(
         &ctx,
-        "SELECT arrow_cast(p.sku, 'Utf8') AS sku, arrow_cast(p.warehouse, 'Utf8') AS warehouse, \
-                arrow_cast(p.kind, 'Utf8') AS kind, arrow_cast(p.line, 'Utf8') AS line, \
-                p.qty, p.value_e4 \
-         FROM d_chain_moves p \
-           LEFT SEMI JOIN (SELECT line FROM d_moves WHERE kind = 'return') r ON r.line = p.line \
-         WHERE p.month < p._from_month AND p.kind = 'issue'",
+        &format!(
+            "SELECT arrow_cast(p.sku, 'Utf8') AS sku, arrow_cast(p.warehouse, 'Utf8') AS warehouse, \
+                    arrow_cast(p.kind, 'Utf8') AS kind, arrow_cast(p.line, 'Utf8') AS line, \
+                    p.qty, p.value_e4 \
+             FROM d_published p {from} \
+               LEFT SEMI JOIN (SELECT line FROM d_moves WHERE kind = 'return') r ON r.line = p.line \
+             WHERE p.month < c.from_month AND p.kind = 'issue'"
+        ),
     )
     .await
     .map_err(|e| step("the earlier issues", e))?;
