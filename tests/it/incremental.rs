@@ -910,7 +910,7 @@ async fn a_line_moved_to_another_payment_day_is_caught() {
     let files = parquet_files(&root.join("exports/tmall/orders"));
     let first = files.first().expect("a tmall order header file");
     register_file(&before, "t_raw", first).await;
-    // An order paid mid-month on a day its shop had ads spread over its SKUs, none the next.
+    // An order paid mid-month on a day its shop had ads spread over its SKUs.
     let order = rows(
         &before.ctx,
         "SELECT t.\"订单编号\" FROM t_raw t \

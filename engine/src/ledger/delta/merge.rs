@@ -273,20 +273,14 @@ mod tests {
         let text = |f: &dyn Fn(&Row<'_>) -> String| {
             Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef
         };
-        let schema = Schema::new(vec![
-            Field::new("date", DataType::Date32, true),
-            Field::new("platform", DataType::Utf8, true),
-            Field::new("shop_id", DataType::Utf8, true),
-            Field::new("sku", DataType::Utf8, true),
-            Field::new("campaign", DataType::Utf8, true),
-            Field::new("unit_id", DataType::Utf8, true),
-            Field::new("account", DataType::Utf8, true),
-            Field::new("amount", DataType::Decimal128(18, 2), true),
-            Field::new("qty", DataType::Int64, true),
-            Field::new("source", DataType::Utf8, true),
-            Field::new("month", DataType::Utf8, true),
-            Field::new(RULE, DataType::Boolean, true),
-        ]);
+        // The ledger's columns, and whether a row is a month rule's.
+        let mut fields: Vec<Field> = crate::ledger::store::ledger_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(RULE, DataType::Boolean, true));
+        let schema = Schema::new(fields);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Date32Array::from_iter_values(
                 rows.iter().map(|r| 20_423 + r.0),
@@ -299,7 +293,7 @@ mod tests {
             text(&|r| r.2.into()),
             Arc::new(
                 Decimal128Array::from_iter_values(rows.iter().map(|r| r.3))
-                    .with_precision_and_scale(18, 2)
+                    .with_precision_and_scale(crate::ledger::store::LEDGER_AMOUNT_PRECISION, 2)
                     .expect("decimal"),
             ),
             Arc::new(Int64Array::from(

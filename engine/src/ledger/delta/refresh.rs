@@ -374,7 +374,8 @@ fn chain_months(chains: &RecordBatch) -> Result<BTreeMap<(String, String), Strin
 /// a month on are the end of its run, so the two are merged chain by chain in one pass: each
 /// published chain keeps its movements before its first changed month, followed by its
 /// re-costed ones, and a chain only re-costed (a SKU × warehouse new to the data) comes in
-/// its place. Sorting the union instead took most of a second at scale 1 (1.5 M movements).
+/// its place. Sorting the union instead took about half a second at scale 1 (1.5 M
+/// movements).
 fn merged_costed(
     published: &RecordBatch,
     chains: &RecordBatch,
