@@ -236,7 +236,9 @@ pub(crate) async fn refresh(
 /// (D) are those of the changed rows, which are the new side's: the day a line left is
 /// known only on the old side, once it is read. A line that left a day outside D would
 /// leave that day's spread as published, and the checks would not see it (the day's ad
-/// spend still adds up to its shop's). So the refresh builds in full instead.
+/// spend still adds up to its shop's). So the refresh builds in full instead. The closure
+/// itself could hold the old day once it reads the published version's lines (the lineage
+/// index, docs/incremental.md step 6); until then this rare case costs a full build.
 async fn line_off_the_closures_days(
     old: &Side,
     new: &Side,
