@@ -549,7 +549,7 @@ fn built(ledger: &amoeba_engine::Ledger) -> String {
                 .collect::<Vec<_>>()
                 .join(" "),
             delta.months.len().saturating_sub(delta.rewritten.len()),
-            delta.old_side
+            delta.mapped
         ),
         (None, Some(why)) => format!("{took} in full: {}", why.0),
         (None, None) => took,

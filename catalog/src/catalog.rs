@@ -42,17 +42,30 @@ pub const MAPPINGS_DIR: &str = "model/mappings";
 /// The schema of the raw tables.
 pub const RAW_SCHEMA: &str = "raw";
 
-/// How to find the keys of one platform export kind that were delivered more than once
-/// ([`Catalog::redelivered_keys`]).
-#[derive(Debug, Clone)]
-pub struct RedeliveredKeys {
-    /// The raw table (`tmall_orders`).
-    pub table: String,
-    /// Every such key's first and last delivery (`oldest`, `newest`, BIGINT) and its number of
-    /// rows (`deliveries`, BIGINT): a key with two rows was delivered exactly those two times.
-    pub twice: String,
-    /// Every delivery (`deliveries`, a list of BIGINT) of each key with more than two rows.
-    pub more: String,
+/// A part of a platform mapping, as a refresh by delta maps it again
+/// ([`Catalog::platform_parts`]): row by row, or group by group when it names a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformPart {
+    /// What its mapped rows carry as `_part` (`tmall/order_lines/0`).
+    pub id: String,
+    /// The unified view it feeds.
+    pub view: String,
+    /// Whether its rows are made group by group: their `_key` is then their group's key;
+    /// otherwise it is the key of the source row each was made from.
+    pub grouped: bool,
+    /// The sources it reads.
+    pub sources: Vec<PartSource>,
+}
+
+/// A source a [`PlatformPart`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSource {
+    /// Its raw table (`tmall_order_items`).
+    pub raw_table: String,
+    /// Every delivered row of it (every delivery of every key, not only the newest) as
+    /// `_key` (the row's key, as the part's ungrouped rows carry it), `_group` (its group's
+    /// key, as a grouped part's rows carry it; NULL for an ungrouped part) and `_delivery`.
+    pub delivered_keys: String,
 }
 
 /// A snapshot of a warehouse: mappings, served files and rejections.
@@ -117,19 +130,52 @@ impl Catalog {
             .collect()
     }
 
-    /// The served files of the platform mappings (`Layout::Platform`): the exports.
-    pub fn platform_exports(&self) -> impl Iterator<Item = &SourceFile> + '_ {
-        self.discovery.files.iter().filter(|f| {
-            self.mappings
+    /// Every part of the platform mappings, in the order of the mapped views' rows.
+    pub fn platform_parts(&self) -> Vec<PlatformPart> {
+        let mut out = Vec::new();
+        for view in UNIFIED_VIEWS {
+            for mapping in self
+                .mappings
                 .iter()
-                .any(|m| m.name == f.mapping && m.layout == Layout::Platform)
-        })
-    }
-
-    /// The first platform mapping that feeds a view not in `views`, with that view: `None`
-    /// when every platform mapping feeds only `views`.
-    pub fn platform_view_outside(&self, views: &[&str]) -> Option<(&str, &str)> {
-        view_outside(&self.mappings, views)
+                .filter(|m| m.layout == Layout::Platform)
+            {
+                for (i, part) in mapping
+                    .views
+                    .get(view.name)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let group = part.group.as_ref().map(key_text);
+                    let sources = mapping
+                        .sources_read_by(part)
+                        .into_iter()
+                        .filter_map(|kind| {
+                            let source = mapping.sources.get(kind)?;
+                            let raw_table = mapping.raw_table(kind);
+                            let delivered_keys = format!(
+                                "SELECT {key} AS _key, arrow_cast({group}, 'Utf8') AS _group, \
+                                        _delivery FROM {RAW_SCHEMA}.{delivered}",
+                                key = key_text(&source.key),
+                                group = group.as_deref().unwrap_or("NULL"),
+                                delivered = sql_ident(&format!("{raw_table}_delivered")),
+                            );
+                            Some(PartSource {
+                                raw_table,
+                                delivered_keys,
+                            })
+                        })
+                        .collect();
+                    out.push(PlatformPart {
+                        id: part_id(mapping, view.name, i),
+                        view: view.name.to_string(),
+                        grouped: part.group.is_some(),
+                        sources,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The same snapshot without the files at `paths` (below the warehouse root): the
@@ -145,6 +191,17 @@ impl Catalog {
             .rejections
             .retain(|r| !paths.contains(&r.path));
         before
+    }
+
+    /// The same snapshot with only the files at `paths` (and the rejections among them): a
+    /// refresh by delta maps the added files on their own, and a few others with them.
+    pub fn only(&self, paths: &std::collections::BTreeSet<String>) -> Catalog {
+        let mut only = self.clone();
+        only.discovery.files.retain(|f| paths.contains(&f.path));
+        only.discovery
+            .rejections
+            .retain(|r| paths.contains(&r.path));
+        only
     }
 
     /// The rejected files.
@@ -216,96 +273,6 @@ impl Catalog {
         create_raw_view(ctx, mapping, kind, source, "CREATE VIEW").await
     }
 
-    /// The versions tables (`raw.<mapping>_<source>_versions`: each key of a platform export
-    /// kind with its newest and oldest delivery and its number of rows) of the kinds with
-    /// served files. The de-duplicated raw tables read them: a build that materializes them
-    /// first ([`Catalog::register_raw_views`]) de-duplicates with the same aggregate that tells
-    /// it which keys were delivered more than once.
-    pub fn versions_tables(&self) -> Vec<TableReference> {
-        self.platform_sources()
-            .map(|(mapping, kind, _)| {
-                TableReference::partial(RAW_SCHEMA, format!("{}_versions", mapping.raw_table(kind)))
-            })
-            .collect()
-    }
-
-    /// The de-duplicated raw tables (`raw.<mapping>_<source>`) of the platform export kinds
-    /// with served files.
-    pub fn platform_raw_tables(&self) -> Vec<TableReference> {
-        self.platform_sources()
-            .map(|(mapping, kind, _)| TableReference::partial(RAW_SCHEMA, mapping.raw_table(kind)))
-            .collect()
-    }
-
-    /// Re-creates the de-duplicated raw tables of the platform exports over the versions
-    /// tables registered in `ctx` now (a view reads the tables it was created over, not those
-    /// registered under the same names later).
-    pub async fn register_raw_views(&self, ctx: &SessionContext) -> Result<()> {
-        for (mapping, kind, source) in self.platform_sources() {
-            create_raw_view(ctx, mapping, kind, source, "CREATE OR REPLACE VIEW").await?;
-        }
-        Ok(())
-    }
-
-    /// Every source kind of a platform mapping that has served files.
-    fn platform_sources(
-        &self,
-    ) -> impl Iterator<Item = (&Mapping, &str, &crate::mapping::SourceDef)> + '_ {
-        self.mappings
-            .iter()
-            .filter(|m| m.layout == Layout::Platform)
-            .flat_map(|m| m.sources.iter().map(move |(k, s)| (m, k.as_str(), s)))
-            .filter(|(m, kind, _)| {
-                self.discovery
-                    .files
-                    .iter()
-                    .any(|f| f.mapping == m.name && f.source == *kind)
-            })
-    }
-
-    /// Statements that find the keys of platform exports delivered more than once, in a
-    /// session where the catalog is registered: a pair per export kind with served files
-    /// ([`RedeliveredKeys`]).
-    ///
-    /// The incremental build reads the old side of a change from some of the files only. A
-    /// file it reads must come with every other delivery of the keys it holds: the newest
-    /// delivery of a key wins, and it must be one that was read.
-    pub fn redelivered_keys(&self) -> Vec<RedeliveredKeys> {
-        self.platform_sources()
-            .map(|(mapping, kind, source)| {
-                let raw = mapping.raw_table(kind);
-                let table = |suffix: &str| {
-                    format!("{RAW_SCHEMA}.{}", sql_ident(&format!("{raw}_{suffix}")))
-                };
-                let keys = raw_keys(mapping, source);
-                let on: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("(d.{k} IS NOT DISTINCT FROM m.{k})"))
-                    .collect();
-                let d_keys: Vec<String> = keys.iter().map(|k| format!("d.{k}")).collect();
-                RedeliveredKeys {
-                    twice: format!(
-                        "SELECT _oldest AS oldest, _newest AS newest, _rows AS deliveries \
-                         FROM {versions} WHERE _oldest <> _newest",
-                        versions = table("versions")
-                    ),
-                    more: format!(
-                        "SELECT array_agg(DISTINCT d._delivery) AS deliveries \
-                         FROM {delivered} d JOIN ( \
-                           SELECT {keys} FROM {versions} WHERE _rows > 2 AND _oldest <> _newest) m \
-                         ON {on} GROUP BY {d_keys}",
-                        delivered = table("delivered"),
-                        versions = table("versions"),
-                        keys = keys.join(", "),
-                        on = on.join(" AND "),
-                        d_keys = d_keys.join(", "),
-                    ),
-                    table: raw,
-                }
-            })
-            .collect()
-    }
-
     /// The de-duplicated raw tables (`raw.<mapping>_<source>`) that more than one mapping
     /// part reads: douyin's settlement, for one, is read once per fee column.
     pub fn shared_raw_tables(&self) -> Vec<TableReference> {
@@ -368,16 +335,43 @@ impl Catalog {
                     "CAST(({}) AS BIGINT) AS _joined_delivery",
                     part.joined_delivery.as_deref().unwrap_or("NULL")
                 ));
+                select.push(format!(
+                    "arrow_cast({}, 'Dictionary(Int32, Utf8)') AS _part",
+                    sql_string(&part_id(mapping, view.name, i))
+                ));
+                let key = match mapping.layout {
+                    Layout::Platform => part_key(mapping, part),
+                    Layout::Company => None,
+                };
+                select.push(format!(
+                    "arrow_cast({}, 'Utf8') AS _key",
+                    key.as_deref().unwrap_or("NULL")
+                ));
                 let mut sql = format!("SELECT {} FROM {}", select.join(", "), expand(&part.from)?);
                 if let Some(filter) = &part.filter {
                     sql.push_str(&format!(" WHERE ({})", expand(filter)?));
                 }
                 // Plan each part alone first, so that an error names its mapping file.
-                ctx.sql(&sql).await.map_err(|e| CatalogError::ViewPlan {
+                let planned = ctx.sql(&sql).await.map_err(|e| CatalogError::ViewPlan {
                     file: mapping.file.clone(),
-                    view: what,
+                    view: what.clone(),
                     source: Box::new(e),
                 })?;
+                // A refresh by delta maps a part row by row unless it names a group: one whose
+                // plan computes across rows must (docs/incremental.md, "The mapped rows").
+                if mapping.layout == Layout::Platform
+                    && part.group.is_none()
+                    && computes_across_rows(ctx, mapping, part, planned.logical_plan()).await?
+                {
+                    return Err(CatalogError::mapping(
+                        &mapping.file,
+                        format!(
+                            "views.{what} computes across rows (a window, an aggregate or \
+                             DISTINCT): set group to the columns of its source by which its \
+                             rows are made together"
+                        ),
+                    ));
+                }
                 parts.push(sql);
             }
         }
@@ -396,6 +390,10 @@ impl Catalog {
                     ["_delivery", "_joined_delivery"]
                         .map(|c| format!("CAST(NULL AS BIGINT) AS {c}")),
                 )
+                .chain([
+                    "arrow_cast(NULL, 'Dictionary(Int32, Utf8)') AS _part".to_string(),
+                    "arrow_cast(NULL, 'Utf8') AS _key".to_string(),
+                ])
                 .collect();
             parts.push(format!("SELECT {} WHERE false", select.join(", ")));
         }
@@ -528,20 +526,6 @@ pub async fn register_over_mapped(ctx: &SessionContext) -> Result<()> {
 
 /// Creates `raw.<mapping>_<kind>` (with `create`: `CREATE VIEW` or `CREATE OR REPLACE
 /// VIEW`): the newest delivery of each key, every row of that delivery with the key.
-/// The first of `mappings` of the platform layout that feeds a view not in `views`, with
-/// that view.
-fn view_outside<'a>(mappings: &'a [Mapping], views: &[&str]) -> Option<(&'a str, &'a str)> {
-    mappings
-        .iter()
-        .filter(|m| m.layout == Layout::Platform)
-        .find_map(|m| {
-            m.views
-                .keys()
-                .find(|v| !views.contains(&v.as_str()))
-                .map(|v| (m.name.as_str(), v.as_str()))
-        })
-}
-
 async fn create_raw_view(
     ctx: &SessionContext,
     mapping: &Mapping,
@@ -595,6 +579,83 @@ fn raw_keys(mapping: &Mapping, source: &crate::mapping::SourceDef) -> Vec<String
         .into_iter()
         .chain(source.key.iter().map(|k| sql_ident(k)))
         .collect()
+}
+
+/// The id of the `i`-th part of `view` in `mapping` (`tmall/order_lines/0`): each mapped row
+/// carries it as `_part`.
+fn part_id(mapping: &Mapping, view: &str, i: usize) -> String {
+    format!("{}/{view}/{i}", mapping.name)
+}
+
+/// The text of a row's key: the shop and `columns`, each as text (a null as U+001E), joined
+/// by U+001F. The same expression over a raw table and over a mapping part's `from` (where
+/// the columns are unqualified) gives the same text for the same row.
+fn key_text<'a>(columns: impl IntoIterator<Item = &'a String>) -> String {
+    let mut parts = vec!["CAST(shop_id AS VARCHAR)".to_string()];
+    for column in columns {
+        parts.push(format!(
+            "coalesce(CAST({} AS VARCHAR), chr(30))",
+            sql_ident(column)
+        ));
+    }
+    format!("concat_ws(chr(31), {})", parts.join(", "))
+}
+
+/// What a mapped row of a platform part carries as `_key`: its group's key for a part that
+/// names one, else the key of the one source row it was made from (`None` for a part that
+/// reads no source).
+fn part_key(mapping: &Mapping, part: &crate::mapping::ViewPart) -> Option<String> {
+    if let Some(group) = &part.group {
+        return Some(key_text(group));
+    }
+    match mapping.sources_read_by(part).as_slice() {
+        [one] => mapping.sources.get(*one).map(|s| key_text(&s.key)),
+        _ => None,
+    }
+}
+
+/// Whether a part's plan computes a row from several source rows (a window, an aggregate,
+/// DISTINCT): its rows are not each made from one raw row. The raw tables it reads
+/// de-duplicate with an aggregate of their own, which their views may bring into the plan:
+/// those are counted out.
+async fn computes_across_rows(
+    ctx: &SessionContext,
+    mapping: &Mapping,
+    part: &crate::mapping::ViewPart,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Result<bool> {
+    let mut of_sources = 0;
+    let texts: Vec<&str> = std::iter::once(part.from.as_str())
+        .chain(part.filter.as_deref())
+        .collect();
+    for kind in mapping.sources_read_by(part) {
+        let reads: usize = texts
+            .iter()
+            .map(|t| t.matches(&format!("{{{kind}}}")).count())
+            .sum();
+        let raw = format!("{RAW_SCHEMA}.{}", sql_ident(&mapping.raw_table(kind)));
+        let source = ctx.sql(&format!("SELECT * FROM {raw}")).await?;
+        of_sources += reads * across_rows_nodes(source.logical_plan());
+    }
+    Ok(across_rows_nodes(plan) > of_sources)
+}
+
+/// The windows, aggregates and DISTINCTs in a plan.
+fn across_rows_nodes(plan: &datafusion::logical_expr::LogicalPlan) -> usize {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::LogicalPlan;
+    let mut count = 0;
+    let visited = plan.apply(|node| {
+        if matches!(
+            node,
+            LogicalPlan::Window(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_)
+        ) {
+            count += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    // The visit cannot fail (the closure returns Ok); if it did, count it as across rows.
+    visited.map_or(usize::MAX, |_| count)
 }
 
 async fn create_view(ctx: &SessionContext, file: &str, view: &str, sql: &str) -> Result<()> {
@@ -670,24 +731,29 @@ async fn load_warehouse_mappings(warehouse: &Warehouse) -> Result<Vec<Mapping>> 
 mod tests {
     use super::*;
 
-    /// The order-keyed views, which a delta restricts to its closure's keys.
-    const ORDER_KEYED: [&str; 5] = ["order_lines", "refunds", "fees", "ad_spend", "waybills"];
-
     #[test]
-    fn a_platform_mapping_feeding_another_view_is_named() {
-        let mut mappings = Mapping::builtin().expect("built-in mappings parse");
-        // The built-in platform mappings feed only the order-keyed views; the company
-        // mapping feeds purchases, expenses and more, and is not a platform's.
-        assert_eq!(view_outside(&mappings, &ORDER_KEYED), None);
-        let text = "name = \"shopx\"\nlayout = \"platform\"\n\
-                    [sources.stock]\nkey = [\"sku\"]\ncolumns = { sku = \"string\" }\n\
-                    [[views.stock_adjustments]]\nfrom = \"{stock}\"\n\
-                    columns = { adjustment_id = \"sku\", sku = \"sku\", warehouse = \"'w'\", qty = \"0\", \
-                    date = \"NULL\", reason = \"'count'\" }\n";
-        mappings.push(Mapping::parse("shopx.toml", text).expect("a platform mapping"));
+    fn every_builtin_platform_part_names_the_key_of_its_rows() {
+        let mappings = Mapping::builtin().expect("built-in mappings parse");
+        for mapping in mappings.iter().filter(|m| m.layout == Layout::Platform) {
+            for (view, parts) in &mapping.views {
+                for (i, part) in parts.iter().enumerate() {
+                    let key = part_key(mapping, part)
+                        .unwrap_or_else(|| panic!("{}: {view}[{i}] has no key", mapping.name));
+                    assert!(key.starts_with("concat_ws(chr(31), CAST(shop_id"), "{key}");
+                }
+            }
+        }
+        // tmall's order lines are made per order: their key is the order's.
+        let tmall = mappings.iter().find(|m| m.name == "tmall").expect("tmall");
+        let lines = &tmall.views["order_lines"][0];
         assert_eq!(
-            view_outside(&mappings, &ORDER_KEYED),
-            Some(("shopx", "stock_adjustments"))
+            part_key(tmall, lines),
+            Some(key_text(&["订单编号".to_string()]))
+        );
+        assert_eq!(
+            key_text(&["a".to_string(), "b".to_string()]),
+            "concat_ws(chr(31), CAST(shop_id AS VARCHAR), coalesce(CAST(\"a\" AS VARCHAR), chr(30)), \
+             coalesce(CAST(\"b\" AS VARCHAR), chr(30)))"
         );
     }
 }

@@ -33,7 +33,9 @@ pub mod unified;
 pub mod users;
 mod warehouse;
 
-pub use catalog::{Catalog, MAPPINGS_DIR, RAW_SCHEMA, RedeliveredKeys, register_over_mapped};
+pub use catalog::{
+    Catalog, MAPPINGS_DIR, PartSource, PlatformPart, RAW_SCHEMA, register_over_mapped,
+};
 pub use cube::{CubeDef, Dimension};
 pub use discovery::{Rejection, SourceFile};
 pub use error::{CatalogError, Result};

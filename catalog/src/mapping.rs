@@ -106,6 +106,14 @@ pub struct ViewPart {
     /// must name both (the mapping check rejects one that does not).
     #[serde(default)]
     pub joined_delivery: Option<String>,
+    /// For a part whose rows are computed across source rows (a join of two sources, a
+    /// window): the columns, present in every source it reads and unambiguous in its `from`,
+    /// by which they are computed together (tmall's order lines: `["订单编号"]`, an order's
+    /// header and items). A refresh by delta maps such a part again for every group an added
+    /// file touches, and every other part row by row; the mapping check asks for it where a
+    /// part reads two sources, and the catalog where its plan computes across rows.
+    #[serde(default)]
+    pub group: Option<Vec<String>>,
     /// Unified column name → SQL expression.
     pub columns: BTreeMap<String, String>,
 }
@@ -325,13 +333,42 @@ impl Mapping {
                     }
                     _ => {}
                 }
+                match &part.group {
+                    None if read.len() == 2 => {
+                        return Err(err(format!(
+                            "views.{view}[{i}] reads two sources ({}): set group to the \
+                             columns both have by which its rows are made together (e.g. \
+                             [\"订单编号\"]), so that a new delivery of either maps the group again",
+                            read.join(", ")
+                        )));
+                    }
+                    Some(columns) => {
+                        if columns.is_empty() {
+                            return Err(err(format!("views.{view}[{i}].group: no column")));
+                        }
+                        for kind in &read {
+                            let has = |c: &String| {
+                                self.sources
+                                    .get(*kind)
+                                    .is_some_and(|s| s.columns.contains_key(c))
+                            };
+                            if let Some(missing) = columns.iter().find(|c| !has(c)) {
+                                return Err(err(format!(
+                                    "views.{view}[{i}].group: source {kind} has no column \
+                                     '{missing}'"
+                                )));
+                            }
+                        }
+                    }
+                    None => {}
+                }
             }
         }
         Ok(())
     }
 
     /// The distinct sources one part reads (`{source}` in its `from` and `where`), by name.
-    fn sources_read_by(&self, part: &ViewPart) -> Vec<&str> {
+    pub fn sources_read_by(&self, part: &ViewPart) -> Vec<&str> {
         self.sources
             .keys()
             .filter(|kind| {
@@ -474,6 +511,15 @@ mod tests {
         );
         let named =
             format!("{joined}\ndelivery = \"i._delivery\"\njoined_delivery = \"o._delivery\"");
+        let e = Mapping::parse("x.toml", &mapping(&named))
+            .expect_err("no group")
+            .to_string();
+        assert!(e.contains("set group"), "{e}");
+        let e = Mapping::parse("x.toml", &mapping(&format!("{named}\ngroup = [\"lid\"]")))
+            .expect_err("a group column one source lacks")
+            .to_string();
+        assert!(e.contains("source orders has no column 'lid'"), "{e}");
+        let named = format!("{named}\ngroup = [\"id\"]");
         let parsed = Mapping::parse("x.toml", &mapping(&named)).expect("both named");
         assert_eq!(
             parsed.views["refunds"][0].joined_delivery.as_deref(),

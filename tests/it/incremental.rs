@@ -18,11 +18,12 @@ use crate::support::{copy_warehouse, parquet_files, rewrite_parquet, rows, wareh
 use amoeba_catalog::Warehouse;
 use amoeba_engine::cube::RefreshOptions;
 use amoeba_engine::ledger::delta::{
-    MonthDelta, OldSideRead, PublishedCosting, Side, cost_ledger_rows, cost_rows, merge_months,
-    month_rows, net_delta, order_rows,
+    MonthDelta, PublishedCosting, Side, cost_ledger_rows, cost_rows, merge_months, month_rows,
+    net_delta, order_rows,
 };
 use amoeba_engine::ledger::{
-    MonthInputs, published_costed, published_ledger_sums, published_month_inputs, published_stock,
+    MappedPatch, MonthInputs, published_costed, published_ledger_sums, published_month_inputs,
+    published_stock,
 };
 use amoeba_engine::{Closure, Served};
 use datafusion::arrow::array::RecordBatch;
@@ -600,6 +601,53 @@ async fn refreshed_by_delta_and_in_full(
         assert!(!in_full.is_empty(), "{what}: {table}");
         assert_eq!(by_delta, in_full, "{what}: the {table}");
     }
+    // The mapped rows the next refresh starts from: patched by delta, mapped in full.
+    let mapped = |version: &str| root.join("ledger").join(version).join("_mapped");
+    let kept: BTreeSet<String> = std::fs::read_dir(mapped(&f.version))
+        .expect("the full build's mapped rows")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        kept.contains("order_lines.rows") && kept.contains("group.tmall.order_lines.0.rows"),
+        "{what}: {kept:?}"
+    );
+    for file in &kept {
+        let mut listed = Vec::new();
+        for (name, version) in [("d", &d.version), ("f", &f.version)] {
+            let path = mapped(version).join(file);
+            let table = format!("{name}_mapped");
+            check
+                .register_parquet(
+                    &table,
+                    path.to_string_lossy().as_ref(),
+                    datafusion::prelude::ParquetReadOptions::default().file_extension(".rows"),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {}: {e}", path.display()));
+            let width = check
+                .table(table.as_str())
+                .await
+                .expect("a table")
+                .schema()
+                .fields()
+                .len();
+            let by_all = (1..=width).map(|i| i.to_string()).collect::<Vec<_>>();
+            listed.push(
+                rows(
+                    &check,
+                    &format!("SELECT * FROM {table} ORDER BY {}", by_all.join(", ")),
+                )
+                .await,
+            );
+            check.deregister_table(table.as_str()).expect("deregister");
+        }
+        assert!(
+            listed[0] == listed[1],
+            "{what}: the mapped rows of {file} differ: {} by delta, {} in full",
+            listed[0].len(),
+            listed[1].len()
+        );
+    }
     let inputs = |v: &str| {
         let warehouse = &warehouse;
         let v = v.to_string();
@@ -650,7 +698,7 @@ async fn refreshed_by_delta_and_in_full(
         by_delta.rewritten.len(),
         by_delta.rewritten,
         d.months.len() - by_delta.rewritten.len(),
-        by_delta.old_side,
+        by_delta.mapped,
         ledger.elapsed().as_secs_f64(),
         full.ledger
             .as_ref()
@@ -661,13 +709,13 @@ async fn refreshed_by_delta_and_in_full(
     (delta, full)
 }
 
-/// How the refresh by delta that published `served` read its old side.
-fn old_side_of(served: &Served) -> OldSideRead {
+/// How the refresh by delta that published `served` made its mapped rows.
+fn patch_of(served: &Served) -> MappedPatch {
     served
         .ledger
         .as_ref()
         .and_then(|l| l.by_delta_of())
-        .map(|d| d.old_side.clone())
+        .map(|d| d.mapped.clone())
         .expect("a ledger built by delta")
 }
 
@@ -706,13 +754,13 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
         }
         assert_eq!(move_day(aside.path(), root, &day), moved);
         let (delta, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
-        // A day of new keys: the old side is read from the files of the closure's rows.
-        match old_side_of(&delta) {
-            OldSideRead::Part { files, of, .. } => {
-                assert!(0 < files && files < of, "{what}: {files} of {of} files")
-            }
-            read => panic!("{what}: {read}"),
-        }
+        // A day of new keys: its rows are added, its tmall orders' groups mapped from the
+        // day's files, and next to none of the published rows give way.
+        let patch = patch_of(&delta);
+        assert!(
+            patch.added > 0 && patch.regrouped > 0 && patch.replaced < patch.added,
+            "{what}: {patch}"
+        );
         let closure = check(&format!("{what} ({day})"), &before, &after);
         assert!(closure.deliveries <= moved, "{what}");
         same_views_without_the_added_files(what, &before, &after).await;
@@ -732,16 +780,12 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     correct_tmall_headers(root, "part-999999-corrected.parquet", 1).await;
     let what = "a corrected tmall order header";
     let (delta, after) = refreshed_by_delta_and_in_full(what, root, &before).await;
-    // The header's old version is read, with the files of the closure's rows.
-    match old_side_of(&delta) {
-        OldSideRead::Part {
-            files, of, again, ..
-        } => assert!(
-            0 < files && files < of && again >= 1,
-            "{what}: {files} of {of}"
-        ),
-        read => panic!("{what}: {read}"),
-    }
+    // The header's order is mapped again, with its items read from their files.
+    let patch = patch_of(&delta);
+    assert!(
+        patch.groups > 0 && patch.group_files >= 1 && patch.replaced >= 1 && patch.added == 0,
+        "{what}: {patch}"
+    );
     let closure = check(what, &before, &after);
     assert_eq!(closure.deliveries, 1);
     the_delta_parts_add_up(what, &before, &after).await;
@@ -751,14 +795,12 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     correct_tmall_headers(root, "part-999999-recorrected.parquet", 2).await;
     let what = "a tmall order header corrected twice";
     let (delta, _) = refreshed_by_delta_and_in_full(what, root, &after).await;
-    match old_side_of(&delta) {
-        OldSideRead::Part { again, .. } => assert!(again >= 1, "{what}: {again}"),
-        read => panic!("{what}: {read}"),
-    }
+    let patch = patch_of(&delta);
+    assert!(patch.groups > 0 && patch.replaced >= 1, "{what}: {patch}");
 
     // A platform mapping that feeds a view the delta does not restrict to its keys (here
-    // stock_adjustments, from a platform with no files yet): the old side is read from every
-    // export instead, and the delta is as exact. The mapping itself is a model change, which
+    // stock_adjustments, from a platform with no files yet): its rows are patched as any
+    // other view's, and the delta is as exact. The mapping itself is a model change, which
     // builds in full.
     let mappings = root.join("model/mappings");
     std::fs::create_dir_all(&mappings).expect("mkdir");
@@ -775,21 +817,16 @@ async fn the_closure_of_a_change_holds_every_month_a_full_rebuild_changes() {
     correct_tmall_headers(root, "part-999999-third.parquet", 3).await;
     let what = "a correction, with a platform mapping feeding stock_adjustments";
     let (delta, _) = refreshed_by_delta_and_in_full(what, root, &before).await;
-    match old_side_of(&delta) {
-        OldSideRead::Every(why) => assert!(
-            why.contains("shopx") && why.contains("stock_adjustments"),
-            "{what}: {why}"
-        ),
-        read => panic!("{what}: {read}"),
-    }
+    let patch = patch_of(&delta);
+    assert!(patch.groups > 0 && patch.replaced >= 1, "{what}: {patch}");
 }
 
 /// A tmall ledger row delivered again under its flow number (`账务流水号`, its key) but naming
-/// another order: the closure sees only the new version, so the delta cannot take the old one
-/// out of its order. The delta's checks catch the fee counted twice against its source, and
-/// the refresh builds in full instead of publishing it.
+/// another order. The closure used to see only the new version, and the delta's checks caught
+/// the fee counted twice (the refresh built in full). The published row it replaces now comes
+/// with the change (`mapped.rs`), and the closure holds the old order too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
+async fn a_fee_moved_to_another_order_is_taken_in_by_delta() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
     let root = copy.path();
     let before = publish(root).await;
@@ -839,14 +876,21 @@ async fn a_fee_moved_to_another_order_is_caught_and_built_in_full() {
         ),
     )
     .await;
-    let after = publish(root).await;
     let what = format!("the fee of {flow} moved from {order} to {other}");
-    // The full build counts it once, where it now is.
-    let why = built_in_full(&what, &after);
-    assert!(why.contains("check"), "{why}");
+    // The published row the new one replaces names the old order: the closure holds both,
+    // and the delta counts the fee once, where it now is, as the full build does.
+    let (delta, full) = refreshed_by_delta_and_in_full(&what, root, &before).await;
+    let closure = delta
+        .ledger
+        .as_ref()
+        .and_then(|l| l.closure())
+        .cloned()
+        .expect("a closure");
+    assert!(closure.orders >= 2, "{what}: {}", closure.summary());
+    assert!(!full.ledger.as_ref().expect("a ledger").failed(), "{what}");
     assert_ne!(
         before.ledger_manifest.as_ref().map(|m| &m.months),
-        after.ledger_manifest.as_ref().map(|m| &m.months)
+        full.ledger_manifest.as_ref().map(|m| &m.months)
     );
 }
 
@@ -891,19 +935,20 @@ async fn the_refresh_command_says_how_it_built_the_ledger() {
         line.contains("month(s) rewritten (2025-11 2025-12 2026-01)"),
         "{line}"
     );
-    assert!(line.contains("; the old side read "), "{line}");
-    assert!(line.contains(" export files ("), "{line}");
+    assert!(line.contains("; mapped rows: the published "), "{line}");
+    assert!(line.contains(" from the added files"), "{line}");
     assert!(!log.contains("WARN"), "{log}");
     eprintln!("{line}");
 }
 
 /// A corrected order header that moves the order's payment to the next day moves its lines
-/// off a shop-day whose ads were spread over them. The closure holds the new day (the changed
-/// lines') but not the old one, and a delta kept the old day's spread as published: its
-/// January differed from the full build's (2,795 rows against 2,791), and every check
-/// passed. The refresh now sees the line leave a day outside the closure and builds in full.
+/// off a shop-day whose ads were spread over them. The closure once held the new day (the
+/// changed lines') but not the old one, and a delta kept the old day's spread as published:
+/// its January differed from the full build's (2,795 rows against 2,791), and every check
+/// passed. Then the refresh built in full when it saw a line leave a day outside the closure;
+/// now the replaced lines bring their old day into the closure, and the delta is exact.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_line_moved_to_another_payment_day_is_caught() {
+async fn a_line_moved_to_another_payment_day_is_taken_in_by_delta() {
     let copy = copy_warehouse(&warehouse(0.005, 1));
     let root = copy.path();
     let before = publish(root).await;
@@ -934,12 +979,16 @@ async fn a_line_moved_to_another_payment_day_is_caught() {
         ),
     )
     .await;
-    let why = built_in_full(
-        &format!("order {order}, paid a day later"),
-        &publish(root).await,
-    );
-    assert!(why.contains("left its payment day"), "{why}");
-    assert!(why.contains(&order), "{why}");
+    let what = format!("order {order}, paid a day later");
+    let (delta, _) = refreshed_by_delta_and_in_full(&what, root, &before).await;
+    // Both days' ads are spread again: the old day comes with the replaced lines.
+    let closure = delta
+        .ledger
+        .as_ref()
+        .and_then(|l| l.closure())
+        .cloned()
+        .expect("a closure");
+    assert!(closure.shop_days >= 2, "{what}: {}", closure.summary());
 }
 
 /// Registers the Parquet file `path` as `name` in `served`'s session.
@@ -949,14 +998,4 @@ async fn register_file(served: &Served, name: &str, path: &Path) {
         .register_parquet(name, path.to_string_lossy().as_ref(), Default::default())
         .await
         .expect("register");
-}
-
-/// Why `after` was built in full (it must have been, and its checks must pass).
-fn built_in_full(what: &str, after: &Served) -> String {
-    let ledger = after.ledger.as_ref().expect("a ledger");
-    assert!(ledger.by_delta_of().is_none(), "{what}: published by delta");
-    let why = ledger.full_because().expect("why in full").0.clone();
-    eprintln!("{what}: built in full: {why}");
-    assert!(!ledger.failed(), "{what}: {:?}", ledger.checks());
-    why
 }

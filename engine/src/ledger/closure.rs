@@ -9,7 +9,8 @@
 //!
 //! ```text
 //!  added files ─► their deliveries ─► changed rows of raw.<view>_mapped
-//!                                      (_delivery or _joined_delivery is an added one)
+//!                                      (_delivery or _joined_delivery is an added one),
+//!                                      and the published rows they replaced (by delta)
 //!        │
 //!   O₀   orders named by changed lines, refunds, fees (a fee naming only a line: its order)
 //!   D    shop-days of changed lines and ad rows         (ads spread over a shop-day's SKUs)
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use amoeba_catalog::{Catalog, RAW_SCHEMA};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
+use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
@@ -166,8 +168,16 @@ pub(crate) async fn closure_in(
             ..Closure::default()
         });
     }
+    let mut replaced = true;
+    for view in ["order_lines", "refunds", "fees", "ad_spend", "waybills"] {
+        replaced &= ctx.table_exist(TableReference::partial(
+            RAW_SCHEMA,
+            format!("{view}_replaced"),
+        ))?;
+    }
     let closing = Closing {
         ctx,
+        replaced,
         deliveries: deliveries
             .iter()
             .map(i64::to_string)
@@ -187,16 +197,26 @@ pub(crate) async fn closure_in(
 /// The working state of one closure: the build session, the added deliveries as an SQL list.
 struct Closing<'a> {
     ctx: &'a SessionContext,
+    /// Whether the session holds the rows the change replaced (`raw.<view>_replaced`: a
+    /// refresh by delta knows them, `mapped.rs`), whose keys are changed too.
+    replaced: bool,
     deliveries: String,
 }
 
 impl Closing<'_> {
     /// The rows of a unified view that the added deliveries brought (mapped, not yet filtered
-    /// for completeness: a superset is safe here).
+    /// for completeness: a superset is safe here), and the published rows they replaced: a
+    /// fee delivered again under another order changes both orders, a corrected header that
+    /// moves its order's payment changes both days.
     fn changed(&self, view: &str) -> String {
+        let replaced = if self.replaced {
+            format!(" UNION ALL SELECT * FROM {RAW_SCHEMA}.\"{view}_replaced\"")
+        } else {
+            String::new()
+        };
         format!(
             "(SELECT * FROM {RAW_SCHEMA}.\"{view}_mapped\" \
-              WHERE _delivery IN ({d}) OR _joined_delivery IN ({d}))",
+              WHERE _delivery IN ({d}) OR _joined_delivery IN ({d}){replaced})",
             d = self.deliveries
         )
     }

@@ -46,6 +46,7 @@ pub mod checks;
 mod closure;
 mod cost;
 pub mod delta;
+mod mapped;
 mod sources;
 mod spread;
 mod staging;
@@ -74,6 +75,7 @@ use crate::session::new_session_in;
 pub use checks::{CHECKS_TABLE, CheckRow, CheckSums, Status};
 pub use closure::{ChangeSince, Closure, ClosureKeys};
 pub use delta::FullBecause;
+pub use mapped::MappedPatch;
 use staging::Staging;
 pub use stock::STOCK_TABLE;
 pub(crate) use store::register_published;
@@ -123,6 +125,9 @@ pub struct Ledger {
     by_delta: Option<ByDelta>,
     /// Why it was built in full rather than by delta, when a refresh built it.
     full_because: Option<FullBecause>,
+    /// The mapped rows it was built from, kept with the version for the next refresh by
+    /// delta (`mapped.rs`), when built in memory.
+    mapped: Option<mapped::MappedRows>,
 }
 
 /// How a ledger built by delta (`delta::refresh`) relates to the version it was built from.
@@ -135,8 +140,8 @@ pub struct ByDelta {
     pub rewritten: std::collections::BTreeSet<String>,
     /// Every month's fingerprint, as its manifest will hold them.
     pub months: BTreeMap<String, String>,
-    /// How much of the published version's exports the old side of the change was read from.
-    pub old_side: delta::OldSideRead,
+    /// How the mapped rows after the change were made from the published version's.
+    pub mapped: MappedPatch,
 }
 
 /// A ledger built on disk ([`staging`]): its files and each month's fingerprint.
@@ -180,7 +185,12 @@ impl Ledger {
         let started = Instant::now();
         let staging = Staging::new(model.ledger_memory_limit)?;
         let ctx = new_session_in(staging.runtime()?)?;
-        materialize_mapped(&ctx, catalog, &staging, Versions::Inline).await?;
+        materialize_mapped(&ctx, catalog, &staging).await?;
+        // Kept with the version for the next refresh by delta, when built in memory.
+        let mapped = match staging {
+            Staging::Memory => Some(mapped::MappedRows::of_session(&ctx, catalog).await?),
+            Staging::Disk(_) => None,
+        };
         // The closure of the change since the published version, over the mapped rows just
         // materialized (on its own, it would read and de-duplicate every export again).
         let closure = match change {
@@ -308,6 +318,7 @@ impl Ledger {
             staged,
             by_delta: None,
             full_because: None,
+            mapped,
         })
     }
 
@@ -332,6 +343,7 @@ impl Ledger {
             staged: None,
             by_delta: None,
             full_because: None,
+            mapped: None,
         }
     }
 
@@ -403,6 +415,7 @@ impl Ledger {
         self.batches = Vec::new();
         self.costed = None;
         self.staged = None;
+        self.mapped = None;
     }
 
     /// The stock book as stored (`_stock.book`: each chain's costing state at every month
@@ -575,33 +588,12 @@ impl Ledger {
 /// (`staging`), and the unified views are re-created over that. Every step and check of a
 /// build reads the unified views and the report of rejected rows, all of which de-duplicate
 /// and map the exports: over this, the exports are read and mapped once per build.
-///
-/// With `versions` kept, the versions tables the de-duplication joins (each platform export
-/// key with its newest and oldest delivery, [`Catalog::versions_tables`]) are materialized
-/// first and stay registered: the refresh by delta reads from them which keys were delivered
-/// more than once, without aggregating the exports a second time, and lets them go
-/// ([`let_versions_go`]).
 pub(crate) async fn materialize_mapped(
     ctx: &SessionContext,
     catalog: &Catalog,
     staging: &Staging,
-    versions: Versions,
 ) -> Result<()> {
     catalog.register(ctx).await?;
-    let keep = versions == Versions::Kept;
-    if keep {
-        for table in catalog.versions_tables() {
-            let started = Instant::now();
-            let name = table.to_string();
-            let rows = staging
-                .materialize(ctx, &name, ctx.table(table.clone()).await?)
-                .await?;
-            ctx.deregister_table(table.clone())?;
-            ctx.register_table(table, rows)?;
-            lap(&mut { started }, &name);
-        }
-        catalog.register_raw_views(ctx).await?;
-    }
     // A raw table that several mapping parts read (douyin's settlement: one part per fee
     // column) would be read and de-duplicated once per part: it is materialized first.
     let shared = catalog.shared_raw_tables();
@@ -614,7 +606,7 @@ pub(crate) async fn materialize_mapped(
         ctx.register_table(raw.clone(), table)?;
         lap(&mut { started }, &raw.to_string());
     }
-    if keep || !shared.is_empty() {
+    if !shared.is_empty() {
         catalog.register_mapped_views(ctx).await?;
     }
     for view in UNIFIED_VIEWS {
@@ -632,27 +624,6 @@ pub(crate) async fn materialize_mapped(
         ctx.deregister_table(raw)?;
     }
     register_over_mapped(ctx).await?;
-    Ok(())
-}
-
-/// Whether [`materialize_mapped`] keeps the versions tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Versions {
-    /// Planned inside each de-duplication, as a view (a plain build).
-    Inline,
-    /// Materialized once and kept registered, until [`let_versions_go`].
-    Kept,
-}
-
-/// Lets the versions tables [`materialize_mapped`] kept go, with the de-duplicated raw
-/// tables over them: the mapped rows are materialized, and nothing else reads them.
-pub(crate) fn let_versions_go(ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
-    for table in catalog.versions_tables() {
-        ctx.deregister_table(table)?;
-    }
-    for raw in catalog.platform_raw_tables() {
-        ctx.deregister_table(raw)?;
-    }
     Ok(())
 }
 

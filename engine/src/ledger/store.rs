@@ -8,6 +8,7 @@
 //!                              _stock.book      the stock book (Parquet): month-end stock, at cost
 //!                              _costed.moves    the costed stock movements (Parquet)
 //!                              _month_inputs.json  what the month rules were computed from
+//!                              _mapped/<view>.rows  the mapped rows it was built from (mapped.rs)
 //!  <warehouse>/ledger/_current            "v<millis>"   ◄── written last: the publish
 //! ```
 //!
@@ -151,7 +152,7 @@ pub async fn published_costed(warehouse: &Warehouse, version: &str) -> Result<Op
 
 /// The rows of the Parquet file `name` of version `version` (as [`batch_to_parquet`] wrote
 /// it), `None` when it has none.
-async fn published_batch(
+pub(crate) async fn published_batch(
     warehouse: &Warehouse,
     version: &str,
     name: &str,
@@ -188,24 +189,31 @@ pub async fn published_ledger_sums(
     published_batch(warehouse, version, LEDGER_SUMS).await
 }
 
+/// How a version's own files (costed movements, sums, mapped rows) are written: ZSTD.
+pub(crate) fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+            datafusion::parquet::basic::ZstdLevel::default(),
+        ))
+        .build()
+}
+
 /// `batch` as a Parquet file's bytes, ZSTD-compressed; `what` names it in errors.
 pub(crate) fn batch_to_parquet(batch: &RecordBatch, what: &str) -> Result<Vec<u8>> {
     let err =
         |e: datafusion::parquet::errors::ParquetError| EngineError::ledger(format!("{what}: {e}"));
-    let props = datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
-            datafusion::parquet::basic::ZstdLevel::default(),
-        ))
-        .build();
-    let mut writer =
-        datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
-            .map_err(err)?;
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+        Vec::new(),
+        batch.schema(),
+        Some(writer_properties()),
+    )
+    .map_err(err)?;
     writer.write(batch).map_err(err)?;
     writer.into_inner().map_err(err)
 }
 
 /// The schema of a Parquet file's bytes (as [`batch_to_parquet`] wrote it).
-fn parquet_schema(bytes: &[u8], at: &str) -> Result<SchemaRef> {
+pub(crate) fn parquet_schema(bytes: &[u8], at: &str) -> Result<SchemaRef> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
         .map(|b| Arc::clone(b.schema()))
@@ -328,6 +336,11 @@ pub(crate) async fn publish(ledger: &Ledger, warehouse: &Warehouse) -> Result<Le
     if let Some(costed) = &ledger.costed {
         let at = format!("{LEDGER_DIR}/{version}/{COSTED}");
         objects::write(warehouse, &at, batch_to_parquet(costed, &at)?).await?;
+    }
+    if let Some(mapped) = &ledger.mapped {
+        mapped
+            .write(warehouse, &format!("{LEDGER_DIR}/{version}"))
+            .await?;
     }
     if let Some(inputs) = &ledger.month_inputs {
         let at = format!("{LEDGER_DIR}/{version}/{MONTH_INPUTS}");

@@ -36,7 +36,6 @@
 
 mod merge;
 mod month;
-mod old_side;
 mod recost;
 mod refresh;
 
@@ -47,7 +46,6 @@ use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
 
 use super::closure::ClosureKeys;
@@ -61,7 +59,6 @@ use crate::error::{EngineError, Result};
 use crate::session::new_session;
 pub use merge::{MergedMonths, merge_months};
 pub use month::{MonthDelta, month_rows};
-pub use old_side::OldSideRead;
 pub use recost::{CostDelta, PublishedCosting, cost_ledger_rows, cost_rows};
 pub use refresh::FullBecause;
 pub(crate) use refresh::refresh;
@@ -121,18 +118,15 @@ impl Side {
     pub async fn open(catalog: &Catalog, model: &Model, keys: &ClosureKeys) -> Result<Side> {
         let ctx = new_session()?;
         catalog.register(&ctx).await?;
-        Side::restricted(ctx, model, keys, None).await
+        Side::restricted(ctx, model, keys).await
     }
 
-    /// The side of the catalog registered in `ctx` (a refresh registers it over its mapped
-    /// rows, materialized once). `lines_elsewhere` are order lines of the side that its
-    /// catalog does not hold (`platform`, `shop_id`, `line_id`): a side read from some of the
-    /// exports only ([`old_side`]) learns from them which fees have a line.
+    /// The side of the catalog registered in `ctx` (a refresh registers it over mapped rows
+    /// it holds: the published version's, or those after the change).
     pub(crate) async fn restricted(
         ctx: SessionContext,
         model: &Model,
         keys: &ClosureKeys,
-        lines_elsewhere: Option<Arc<dyn TableProvider>>,
     ) -> Result<Side> {
         register(&ctx, "k_orders", keys.orders.clone())?;
         register(&ctx, "k_bare", keys.bare.clone())?;
@@ -142,18 +136,12 @@ impl Side {
             ctx.deregister_table(view)?;
             ctx.register_table(format!("k_all_{view}"), all.into_view())?;
         }
-        let own = "SELECT platform, shop_id, line_id FROM k_all_order_lines";
-        let known = match lines_elsewhere {
-            Some(elsewhere) => {
-                ctx.register_table("k_lines_elsewhere", elsewhere)?;
-                format!("{own} UNION ALL SELECT platform, shop_id, line_id FROM k_lines_elsewhere")
-            }
-            None => own.to_string(),
-        };
-        ctx.sql(&format!("CREATE VIEW k_known_lines AS {known}"))
-            .await?
-            .collect()
-            .await?;
+        ctx.sql(
+            "CREATE VIEW k_known_lines AS SELECT platform, shop_id, line_id FROM k_all_order_lines",
+        )
+        .await?
+        .collect()
+        .await?;
         for (view, sql) in RESTRICTED {
             restrict(&ctx, view, sql).await?;
         }

@@ -1,0 +1,912 @@
+//! The mapped rows a ledger version was built from, kept with it, and those of the next
+//! version made from them and the files a change adds: a refresh by delta no longer reads,
+//! de-duplicates and maps every export (docs/incremental.md, "The mapped rows").
+//!
+//! Every row of a `raw.<view>_mapped` view carries where it came from: `_delivery` (and
+//! `_joined_delivery` for a part that joins two sources), `_part` (which mapping part made
+//! it) and `_key`. A part is mapped in one of two ways, and `_key` says which:
+//!
+//! - **row by row** (every built-in part but one): each mapped row is made from one row of
+//!   one source, and `_key` is that source row's natural key (shop and key columns, as text).
+//!   The newest delivery of a key wins, so an added file that delivers a key again replaces
+//!   exactly the rows whose `_key` it is; a new key adds rows and replaces none.
+//! - **group by group** (a part that names `group`: tmall's order lines join an order's header
+//!   to its items and spread its postage over them): `_key` is the group's key. A group an
+//!   added file touches is mapped again whole, from the files that hold any delivery of any
+//!   of its rows' keys, which each version's group index lists (`_key`, `_group`,
+//!   `_delivery` of every delivered row of the part's sources, every delivery of it).
+//!
+//! ```text
+//!  version N: _mapped/<view>.rows (every mapped row; deliveries as file paths)
+//!             _mapped/group.<part>.rows (the grouped parts' index)
+//!        │
+//!        │   added files, mapped on their own ── row-by-row parts: their rows, and their
+//!        │        │                                 keys, whose old rows give way
+//!        │        └── their groups' keys, and the groups their keys were in ─► the files
+//!        │             of every delivery of those groups' keys ─► the groups mapped again
+//!        ▼
+//!  version N+1: N's rows − the replaced + the added + the groups mapped again
+//! ```
+//!
+//! An added file that sorts before a served file of its kind and shop (a late delivery)
+//! loses the keys that file holds too: those rows stay as published. Deliveries are
+//! renumbered each time the warehouse is opened, so a version keeps them as file paths.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use amoeba_catalog::mapping::sql_string;
+use amoeba_catalog::{Catalog, PlatformPart, RAW_SCHEMA, UNIFIED_VIEWS, Warehouse};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::staging::Staging;
+use super::store::{batch_from_parquet, parquet_schema};
+use super::{conform_to, lap, materialize_mapped};
+use crate::error::{EngineError, Result};
+use crate::objects;
+use crate::session::new_session;
+
+/// The folder of a version that keeps its mapped rows.
+const MAPPED_DIR: &str = "_mapped";
+
+/// The columns that name deliveries: numbers in memory, file paths at rest.
+const DELIVERY_COLUMNS: [&str; 2] = ["_delivery", "_joined_delivery"];
+
+/// Rows per batch of a registered table: a table of one large batch would be scanned by one
+/// core.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// The mapped rows of every unified view, and the group index of each grouped part.
+#[derive(Debug, Clone)]
+pub(crate) struct MappedRows {
+    /// Each unified view's mapped rows, by view name.
+    views: BTreeMap<String, Vec<RecordBatch>>,
+    /// Each grouped part's index (by part id): `_key`, `_group`, `_delivery`.
+    groups: BTreeMap<String, Vec<RecordBatch>>,
+    /// The file of each delivery the rows name.
+    paths: Arc<HashMap<i64, String>>,
+}
+
+/// What [`patched`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappedPatch {
+    /// The published version's mapped rows.
+    pub published: usize,
+    /// Of them, those that gave way: made from a key an added file delivers again, or of a
+    /// group it touches.
+    pub replaced: usize,
+    /// Rows mapped row by row from the added files.
+    pub added: usize,
+    /// The groups the added files touch, mapped again: their rows.
+    pub regrouped: usize,
+    /// How many groups.
+    pub groups: usize,
+    /// The files read for them besides the added ones.
+    pub group_files: usize,
+    /// Keys of the added files that a later delivery holds too (a late file): their
+    /// published rows stay.
+    pub later: usize,
+}
+
+impl std::fmt::Display for MappedPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mapped rows: the published {}, {} replaced; {} from the added files, {} of {} \
+             group(s) mapped again ({} more file(s) read)",
+            self.published,
+            self.replaced,
+            self.added,
+            self.regrouped,
+            self.groups,
+            self.group_files
+        )?;
+        if self.later > 0 {
+            write!(f, "; {} key(s) a later delivery holds kept", self.later)?;
+        }
+        Ok(())
+    }
+}
+
+impl MappedRows {
+    /// The mapped rows materialized in `ctx` (`raw.<view>_mapped`, over `catalog`), and the
+    /// group index of each grouped part read from its sources' delivered rows.
+    pub(crate) async fn of_session(ctx: &SessionContext, catalog: &Catalog) -> Result<MappedRows> {
+        let mut views = BTreeMap::new();
+        for view in UNIFIED_VIEWS {
+            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+            let df = ctx.table(mapped).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            views.insert(
+                view.name.to_string(),
+                non_empty(df.collect().await?, schema),
+            );
+        }
+        let mut groups = BTreeMap::new();
+        for part in catalog.platform_parts().iter().filter(|p| p.grouped) {
+            groups.insert(
+                part.id.clone(),
+                non_empty(group_rows(ctx, part).await?, group_schema()),
+            );
+        }
+        Ok(MappedRows {
+            views,
+            groups,
+            paths: Arc::new(paths_of(catalog)),
+        })
+    }
+
+    /// Writes them under `dir` (a version's folder), deliveries as file paths.
+    pub(crate) async fn write(&self, warehouse: &Warehouse, dir: &str) -> Result<()> {
+        for (view, batches) in &self.views {
+            let at = format!("{dir}/{MAPPED_DIR}/{view}.rows");
+            let bytes = self.to_parquet(batches, &at)?;
+            objects::write(warehouse, &at, bytes).await?;
+        }
+        for (part, batches) in &self.groups {
+            let at = format!("{dir}/{MAPPED_DIR}/{}", group_file(part));
+            let bytes = self.to_parquet(batches, &at)?;
+            objects::write(warehouse, &at, bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// `batches` as Parquet, each delivery column as the files' paths.
+    fn to_parquet(&self, batches: &[RecordBatch], at: &str) -> Result<Vec<u8>> {
+        let err = |e: &dyn std::fmt::Display| EngineError::ledger(format!("{at}: {e}"));
+        let mut writer: Option<datafusion::parquet::arrow::ArrowWriter<Vec<u8>>> = None;
+        let schema = batches.first().map(RecordBatch::schema);
+        for batch in batches {
+            // One schema for the file: sets patched together may differ in nullability.
+            let batch = match &schema {
+                Some(schema) => conform_to(batch, schema, at)?,
+                None => batch.clone(),
+            };
+            let batch = self.with_paths(&batch, at)?;
+            let writer = match &mut writer {
+                Some(writer) => writer,
+                None => writer.insert(
+                    datafusion::parquet::arrow::ArrowWriter::try_new(
+                        Vec::new(),
+                        batch.schema(),
+                        Some(super::store::writer_properties()),
+                    )
+                    .map_err(|e| err(&e))?,
+                ),
+            };
+            writer.write(&batch).map_err(|e| err(&e))?;
+        }
+        // Every set of rows holds a batch, if an empty one (`non_empty`): its schema.
+        writer
+            .ok_or_else(|| EngineError::ledger(format!("{at}: no schema")))?
+            .into_inner()
+            .map_err(|e| err(&e))
+    }
+
+    /// `batch` with its delivery columns as the paths of their files (a dictionary: a few
+    /// thousand files for millions of rows).
+    fn with_paths(&self, batch: &RecordBatch, at: &str) -> Result<RecordBatch> {
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            if DELIVERY_COLUMNS.contains(&field.name().as_str()) {
+                columns.push(paths_column(column, &self.paths, at)?);
+                fields.push(Field::new(
+                    field.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    true,
+                ));
+            } else {
+                columns.push(Arc::clone(column));
+                fields.push(field.as_ref().clone());
+            }
+        }
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+
+    /// Registers `catalog` in `ctx` with these as its mapped rows (`raw.<view>_mapped`), and
+    /// the unified views over them.
+    pub(crate) async fn register(&self, ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
+        catalog.register(ctx).await?;
+        let partitions = ctx.state().config().target_partitions().max(1);
+        for view in UNIFIED_VIEWS {
+            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+            let schema: SchemaRef =
+                Arc::new(ctx.table(mapped.clone()).await?.schema().as_arrow().clone());
+            let mut split = vec![Vec::new(); partitions];
+            let mut next = 0;
+            for batch in self.views.get(view.name).into_iter().flatten() {
+                let batch = conform_to(batch, &schema, view.name)?;
+                let mut offset = 0;
+                while offset < batch.num_rows() {
+                    let length = BATCH_ROWS.min(batch.num_rows() - offset);
+                    split[next % partitions].push(batch.slice(offset, length));
+                    next += 1;
+                    offset += length;
+                }
+            }
+            ctx.deregister_table(mapped.clone())?;
+            ctx.register_table(mapped, Arc::new(MemTable::try_new(schema, split)?))?;
+        }
+        amoeba_catalog::register_over_mapped(ctx).await?;
+        Ok(())
+    }
+}
+
+/// The mapped rows version `version` kept, with their deliveries as `catalog` numbers them
+/// (it holds every file they name), or why there are none to take.
+pub(crate) async fn published(
+    warehouse: &Warehouse,
+    version: &str,
+    catalog: &Catalog,
+) -> Result<std::result::Result<MappedRows, String>> {
+    let deliveries: HashMap<&str, i64> = catalog
+        .files()
+        .iter()
+        .map(|f| (f.path.as_str(), f.delivery))
+        .collect();
+    let dir = format!("{}/{version}/{MAPPED_DIR}", super::LEDGER_DIR);
+    let read = |name: String| {
+        let at = format!("{dir}/{name}");
+        let deliveries = &deliveries;
+        async move {
+            let Some(bytes) = objects::read(warehouse, &at).await? else {
+                return Ok(Err(format!("version {version} kept no {at}")));
+            };
+            let schema = parquet_schema(&bytes, &at)?;
+            let batch = batch_from_parquet(bytes, &schema, &at)?;
+            with_deliveries(&batch, deliveries, &at)
+        }
+    };
+    let mut views = BTreeMap::new();
+    for view in UNIFIED_VIEWS {
+        match read(format!("{}.rows", view.name)).await? {
+            Ok(batch) => views.insert(view.name.to_string(), vec![batch]),
+            Err(why) => return Ok(Err(why)),
+        };
+    }
+    let mut groups = BTreeMap::new();
+    for part in catalog.platform_parts().iter().filter(|p| p.grouped) {
+        match read(group_file(&part.id)).await? {
+            Ok(batch) => groups.insert(part.id.clone(), vec![batch]),
+            Err(why) => return Ok(Err(why)),
+        };
+    }
+    Ok(Ok(MappedRows {
+        views,
+        groups,
+        paths: Arc::new(paths_of(catalog)),
+    }))
+}
+
+/// A patch of the published mapped rows: the rows after the change, the published rows
+/// that gave way (by view: the closure holds what they named too), and what it did.
+pub(crate) struct Patched {
+    pub(crate) rows: MappedRows,
+    pub(crate) replaced: BTreeMap<String, Vec<RecordBatch>>,
+    pub(crate) patch: MappedPatch,
+}
+
+impl Patched {
+    /// Registers the rows that gave way as `raw.<view>_replaced` in `ctx` (of the mapped
+    /// views' schema there, empty for a view with none), which the closure reads with the
+    /// changed rows.
+    pub(crate) async fn register_replaced(&self, ctx: &SessionContext) -> Result<()> {
+        for view in UNIFIED_VIEWS {
+            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+            let schema: SchemaRef = Arc::new(ctx.table(mapped).await?.schema().as_arrow().clone());
+            let rows = self
+                .replaced
+                .get(view.name)
+                .into_iter()
+                .flatten()
+                .map(|b| conform_to(b, &schema, view.name))
+                .collect::<Result<Vec<_>>>()?;
+            ctx.register_table(
+                TableReference::partial(RAW_SCHEMA, format!("{}_replaced", view.name)),
+                Arc::new(MemTable::try_new(schema, vec![rows])?),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The mapped rows of `catalog` (the inputs after the change that added the files at
+/// `added`), made from `stored` (the mapped rows of the inputs before it, numbered as
+/// `catalog` numbers them), or why they cannot be (the published version kept no group index
+/// of a grouped part).
+pub(crate) async fn patched(
+    catalog: &Catalog,
+    stored: &MappedRows,
+    added: &BTreeSet<String>,
+) -> Result<std::result::Result<Patched, String>> {
+    let mut step = Instant::now();
+    let parts = catalog.platform_parts();
+    // A key an added file holds that a later delivery holds too stays as published.
+    let later = keys_delivered_later(catalog, &parts, added).await?;
+    // The added files on their own: their mapped rows, and the keys of their rows.
+    let a_ctx = new_session()?;
+    materialize_mapped(&a_ctx, &catalog.only(added), &Staging::Memory).await?;
+    lap(&mut step, "mapped rows: the added files");
+    let ctx = new_session()?;
+    let mut drops = Vec::new();
+    for part in parts.iter().filter(|p| !p.grouped) {
+        for source in &part.sources {
+            drops.push(format!(
+                "SELECT {} AS _part, _key FROM ({})",
+                sql_string(&part.id),
+                source.delivered_keys
+            ));
+        }
+    }
+    let mut dropped = if drops.is_empty() {
+        Vec::new()
+    } else {
+        a_ctx
+            .sql(&format!(
+                "SELECT DISTINCT arrow_cast(_part, 'Utf8') AS _part, arrow_cast(_key, 'Utf8') AS _key \
+                 FROM ({})",
+                drops.join(" UNION ALL ")
+            ))
+            .await?
+            .collect()
+            .await?
+    };
+    // The grouped parts: every group the added rows touch, mapped again.
+    let mut patch = MappedPatch::default();
+    let mut regrouped: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
+    let mut groups = stored.groups.clone();
+    for part in parts.iter().filter(|p| p.grouped) {
+        let Some(index) = stored.groups.get(&part.id) else {
+            return Ok(Err(format!(
+                "the published version kept no group index of {}",
+                part.id
+            )));
+        };
+        let added_rows = group_rows(&a_ctx, part).await?;
+        let mut next_index = index.clone();
+        next_index.extend(added_rows.iter().cloned());
+        groups.insert(part.id.clone(), next_index);
+        let g_ctx = new_session()?;
+        register_batches(&g_ctx, "g_index", index, group_schema())?;
+        register_batches(&g_ctx, "g_added", &added_rows, group_schema())?;
+        let touched = g_ctx
+            .sql(
+                "SELECT _group AS _key FROM g_added WHERE _group IS NOT NULL \
+                 UNION SELECT i._group FROM g_index i JOIN g_added a ON a._key = i._key \
+                 WHERE i._group IS NOT NULL",
+            )
+            .await?
+            .collect()
+            .await?;
+        let touched_count: usize = touched.iter().map(RecordBatch::num_rows).sum();
+        if touched_count == 0 {
+            continue;
+        }
+        register_batches(
+            &g_ctx,
+            "g_touched",
+            &touched,
+            touched
+                .first()
+                .map_or_else(group_schema, RecordBatch::schema),
+        )?;
+        // Every delivery of every key of those groups (a key may have moved between groups).
+        let files = g_ctx
+            .sql(
+                "SELECT DISTINCT _delivery FROM g_index WHERE _key IN ( \
+                   SELECT _key FROM g_index WHERE _group IN (SELECT _key FROM g_touched))",
+            )
+            .await?
+            .collect()
+            .await?;
+        let mut read: BTreeSet<String> = added.clone();
+        let mut more = 0;
+        for batch in &files {
+            let column = batch
+                .column(0)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| EngineError::ledger("the group index: _delivery is not BIGINT"))?;
+            for delivery in column.iter().flatten() {
+                let path = stored.paths.get(&delivery).ok_or_else(|| {
+                    EngineError::ledger(format!(
+                        "the group index names delivery {delivery}, no file"
+                    ))
+                })?;
+                if read.insert(path.clone()) {
+                    more += 1;
+                }
+            }
+        }
+        let s_ctx = new_session()?;
+        catalog.only(&read).register(&s_ctx).await?;
+        register_batches(
+            &s_ctx,
+            "g_touched",
+            &touched,
+            touched
+                .first()
+                .map_or_else(group_schema, RecordBatch::schema),
+        )?;
+        let rows = s_ctx
+            .sql(&format!(
+                "SELECT * FROM {RAW_SCHEMA}.\"{view}_mapped\" \
+                 WHERE arrow_cast(_part, 'Utf8') = {id} AND _key IN (SELECT _key FROM g_touched)",
+                view = part.view,
+                id = sql_string(&part.id),
+            ))
+            .await?
+            .collect()
+            .await?;
+        patch.regrouped += rows.iter().map(RecordBatch::num_rows).sum::<usize>();
+        patch.groups += touched_count;
+        patch.group_files += more;
+        regrouped.entry(part.view.clone()).or_default().extend(rows);
+        for batch in &touched {
+            let keys = cast(batch.column(0), &DataType::Utf8)?;
+            let ids: ArrayRef =
+                Arc::new(StringArray::from(vec![part.id.as_str(); batch.num_rows()]));
+            dropped.push(RecordBatch::try_new(drop_schema(), vec![ids, keys])?);
+        }
+    }
+    lap(&mut step, "mapped rows: groups mapped again");
+
+    // Each view: the published rows but those that gave way, the added rows, the groups.
+    let dropped: Vec<RecordBatch> = dropped
+        .iter()
+        .map(|b| conform_to(b, &drop_schema(), "the replaced keys"))
+        .collect::<Result<_>>()?;
+    let dropped_parts: BTreeSet<String> = dropped
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_string::<i32>();
+            (0..ids.len())
+                .map(|i| ids.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    patch.later = later.iter().map(RecordBatch::num_rows).sum();
+    register_batches(&ctx, "p_later", &later, drop_schema())?;
+    register_batches(&ctx, "p_drop_all", &dropped, drop_schema())?;
+    let dropped = ctx
+        .sql(
+            "SELECT d.* FROM p_drop_all d LEFT ANTI JOIN p_later l \
+             ON l._part = d._part AND l._key = d._key",
+        )
+        .await?
+        .collect()
+        .await?;
+    register_batches(&ctx, "p_drop", &dropped, drop_schema())?;
+    let row_by_row: Vec<String> = parts
+        .iter()
+        .filter(|p| !p.grouped)
+        .map(|p| sql_string(&p.id))
+        .collect();
+    let mut views = BTreeMap::new();
+    let mut replaced = BTreeMap::new();
+    for view in UNIFIED_VIEWS {
+        let name = view.name;
+        let stored_rows = stored.views.get(name).cloned().unwrap_or_default();
+        let published_rows: usize = stored_rows.iter().map(RecordBatch::num_rows).sum();
+        patch.published += published_rows;
+        let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+        let schema: SchemaRef = Arc::new(
+            a_ctx
+                .table(mapped.clone())
+                .await?
+                .schema()
+                .as_arrow()
+                .clone(),
+        );
+        let added_rows: Vec<RecordBatch> = if row_by_row.is_empty() {
+            Vec::new()
+        } else {
+            let rows = a_ctx
+                .sql(&format!(
+                    "SELECT * FROM {RAW_SCHEMA}.\"{}\" WHERE arrow_cast(_part, 'Utf8') IN ({})",
+                    view.mapped_name(),
+                    row_by_row.join(", ")
+                ))
+                .await?
+                .collect()
+                .await?;
+            if later.is_empty() {
+                rows
+            } else {
+                register_batches(&ctx, "p_added", &rows, Arc::clone(&schema))?;
+                let rows = ctx
+                    .sql(
+                        "SELECT a.* FROM p_added a LEFT ANTI JOIN p_later l \
+                         ON l._part = arrow_cast(a._part, 'Utf8') AND l._key = a._key",
+                    )
+                    .await?
+                    .collect()
+                    .await?;
+                ctx.deregister_table("p_added")?;
+                rows
+            }
+        };
+        let added_count: usize = added_rows.iter().map(RecordBatch::num_rows).sum();
+        patch.added += added_count;
+        let regroups = regrouped.remove(name).unwrap_or_default();
+        let parts_of_view: Vec<&PlatformPart> = parts.iter().filter(|p| p.view == name).collect();
+        let touched = parts_of_view.iter().any(|p| dropped_parts.contains(&p.id));
+        if !touched && added_count == 0 && regroups.is_empty() {
+            views.insert(name.to_string(), stored_rows);
+            continue;
+        }
+        let stored_rows: Vec<RecordBatch> = stored_rows
+            .iter()
+            .map(|b| conform_to(b, &schema, name))
+            .collect::<Result<_>>()?;
+        register_batches(&ctx, "p_stored", &stored_rows, Arc::clone(&schema))?;
+        let kept = ctx
+            .sql(
+                "SELECT s.* FROM p_stored s LEFT ANTI JOIN p_drop d \
+                 ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
+            )
+            .await?
+            .collect()
+            .await?;
+        let gone = ctx
+            .sql(
+                "SELECT s.* FROM p_stored s LEFT SEMI JOIN p_drop d \
+                 ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
+            )
+            .await?
+            .collect()
+            .await?;
+        ctx.deregister_table("p_stored")?;
+        patch.replaced += gone.iter().map(RecordBatch::num_rows).sum::<usize>();
+        replaced.insert(name.to_string(), gone);
+        let mut rows = Vec::with_capacity(kept.len() + added_rows.len() + regroups.len());
+        for batch in kept.iter().chain(&added_rows).chain(&regroups) {
+            rows.push(conform_to(batch, &schema, name)?);
+        }
+        views.insert(name.to_string(), non_empty(rows, schema));
+    }
+    lap(&mut step, "mapped rows: patched");
+    Ok(Ok(Patched {
+        rows: MappedRows {
+            views,
+            groups,
+            paths: Arc::new(paths_of(catalog)),
+        },
+        replaced,
+        patch,
+    }))
+}
+
+/// The keys of the added files that a later delivery holds too, as `_part`, `_key` of each
+/// part mapped row by row that reads them: an added file that sorts before a served file of
+/// its mapping, kind and shop (a late delivery) loses those keys to it, and their published
+/// rows stay. (pdd's ad reports, for one, end each file with a 合计 row of the same key.)
+/// A grouped part needs none: its groups are mapped again from every delivery of their keys.
+async fn keys_delivered_later(
+    catalog: &Catalog,
+    parts: &[PlatformPart],
+    added: &BTreeSet<String>,
+) -> Result<Vec<RecordBatch>> {
+    let files = catalog.files();
+    let added_files: Vec<_> = files.iter().filter(|f| added.contains(&f.path)).collect();
+    let later: BTreeSet<String> = files
+        .iter()
+        .filter(|f| !added.contains(&f.path))
+        .filter(|f| {
+            added_files.iter().any(|a| {
+                a.mapping == f.mapping
+                    && a.source == f.source
+                    && a.shop_id == f.shop_id
+                    && f.delivery > a.delivery
+            })
+        })
+        .map(|f| f.path.clone())
+        .collect();
+    if later.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ctx = new_session()?;
+    catalog
+        .only(&later.union(added).cloned().collect())
+        .register(&ctx)
+        .await?;
+    let added_list = catalog
+        .deliveries_of(added)
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for source in parts.iter().flat_map(|p| &p.sources) {
+        if !seen.insert(source.raw_table.clone()) {
+            continue;
+        }
+        let readers: Vec<&PlatformPart> = parts
+            .iter()
+            .filter(|p| !p.grouped && p.sources.iter().any(|s| s.raw_table == source.raw_table))
+            .collect();
+        if readers.is_empty() {
+            continue;
+        }
+        let keys = ctx
+            .sql(&format!(
+                "WITH k AS ({keys}) \
+                 SELECT arrow_cast(a._key, 'Utf8') AS _key \
+                 FROM (SELECT _key, max(_delivery) AS d FROM k \
+                       WHERE _delivery IN ({added_list}) GROUP BY _key) a \
+                 JOIN (SELECT _key, max(_delivery) AS d FROM k \
+                       WHERE _delivery NOT IN ({added_list}) GROUP BY _key) n \
+                   ON n._key = a._key AND n.d > a.d",
+                keys = source.delivered_keys,
+            ))
+            .await?
+            .collect()
+            .await?;
+        for batch in keys.iter().filter(|b| b.num_rows() > 0) {
+            let key = cast(batch.column(0), &DataType::Utf8)?;
+            for part in &readers {
+                let ids: ArrayRef =
+                    Arc::new(StringArray::from(vec![part.id.as_str(); batch.num_rows()]));
+                out.push(RecordBatch::try_new(
+                    drop_schema(),
+                    vec![ids, Arc::clone(&key)],
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The group index rows of `part` over the delivered rows registered in `ctx`: `_key`,
+/// `_group`, `_delivery` of each (distinct) delivered row of its sources.
+async fn group_rows(ctx: &SessionContext, part: &PlatformPart) -> Result<Vec<RecordBatch>> {
+    let sources: Vec<&str> = part
+        .sources
+        .iter()
+        .map(|s| s.delivered_keys.as_str())
+        .collect();
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batches = ctx
+        .sql(&format!(
+            "SELECT DISTINCT arrow_cast(_key, 'Utf8') AS _key, arrow_cast(_group, 'Utf8') AS _group, \
+                    _delivery FROM ({})",
+            sources.join(" UNION ALL ")
+        ))
+        .await?
+        .collect()
+        .await?;
+    batches
+        .iter()
+        .map(|b| conform_to(b, &group_schema(), "the group index"))
+        .collect()
+}
+
+/// `batches`, or one empty batch of `schema` when there are none: a set of rows that keeps
+/// its schema, to be written and read back.
+fn non_empty(mut batches: Vec<RecordBatch>, schema: SchemaRef) -> Vec<RecordBatch> {
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    batches
+}
+
+/// The group index's columns.
+fn group_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("_key", DataType::Utf8, true),
+        Field::new("_group", DataType::Utf8, true),
+        Field::new("_delivery", DataType::Int64, true),
+    ]))
+}
+
+/// The replaced keys' columns: the part and the key (a row's or a group's).
+fn drop_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("_part", DataType::Utf8, true),
+        Field::new("_key", DataType::Utf8, true),
+    ]))
+}
+
+/// The file a grouped part's index is kept in.
+fn group_file(part: &str) -> String {
+    format!("group.{}.rows", part.replace('/', "."))
+}
+
+/// The path of each served file's delivery.
+fn paths_of(catalog: &Catalog) -> HashMap<i64, String> {
+    catalog
+        .files()
+        .iter()
+        .map(|f| (f.delivery, f.path.clone()))
+        .collect()
+}
+
+/// Registers `batches` as table `name` (of `schema` when there are none).
+fn register_batches(
+    ctx: &SessionContext,
+    name: &str,
+    batches: &[RecordBatch],
+    schema: SchemaRef,
+) -> Result<()> {
+    let schema = batches.first().map_or(schema, RecordBatch::schema);
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(schema, vec![batches.to_vec()])?),
+    )?;
+    Ok(())
+}
+
+/// A delivery column (BIGINT) as the paths of its files, dictionary-encoded.
+fn paths_column(column: &ArrayRef, paths: &HashMap<i64, String>, at: &str) -> Result<ArrayRef> {
+    let deliveries = column
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| EngineError::ledger(format!("{at}: a delivery column is not BIGINT")))?;
+    let mut index: HashMap<i64, i32> = HashMap::new();
+    let mut values: Vec<&str> = Vec::new();
+    let mut keys = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries.iter() {
+        let Some(delivery) = delivery else {
+            keys.push(None);
+            continue;
+        };
+        let key = match index.get(&delivery) {
+            Some(key) => *key,
+            None => {
+                let path = paths.get(&delivery).ok_or_else(|| {
+                    EngineError::ledger(format!("{at}: delivery {delivery} is no served file"))
+                })?;
+                let key = i32::try_from(values.len())
+                    .map_err(|_| EngineError::ledger(format!("{at}: too many files")))?;
+                values.push(path);
+                index.insert(delivery, key);
+                key
+            }
+        };
+        keys.push(Some(key));
+    }
+    let array = DictionaryArray::<Int32Type>::try_new(
+        Int32Array::from(keys),
+        Arc::new(StringArray::from(values)),
+    )?;
+    Ok(Arc::new(array))
+}
+
+/// `batch` (as [`MappedRows::write`] wrote it) with its delivery columns numbered as
+/// `deliveries` numbers the files, or why it cannot be: a file it names is not served.
+fn with_deliveries(
+    batch: &RecordBatch,
+    deliveries: &HashMap<&str, i64>,
+    at: &str,
+) -> Result<std::result::Result<RecordBatch, String>> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !DELIVERY_COLUMNS.contains(&field.name().as_str()) {
+            columns.push(Arc::clone(column));
+            fields.push(field.as_ref().clone());
+            continue;
+        }
+        let dictionary = cast(
+            column,
+            &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        )?;
+        let dictionary = dictionary.as_dictionary::<Int32Type>();
+        let paths = cast(dictionary.values(), &DataType::Utf8)?;
+        let paths = paths.as_string::<i32>();
+        let mut numbers = Vec::with_capacity(paths.len());
+        for path in paths.iter() {
+            match path {
+                Some(path) => match deliveries.get(path) {
+                    Some(delivery) => numbers.push(Some(*delivery)),
+                    None => {
+                        return Ok(Err(format!("{at} names {path}, which is not served now")));
+                    }
+                },
+                None => numbers.push(None),
+            }
+        }
+        let numbers = Int64Array::from(numbers);
+        columns.push(take(&numbers, dictionary.keys(), None)?);
+        fields.push(Field::new(field.name(), DataType::Int64, true));
+    }
+    Ok(Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_are_kept_as_the_paths_of_their_files_and_read_back_as_numbered_now() {
+        let paths: HashMap<i64, String> = [
+            (7, "exports/a.parquet".to_string()),
+            (9, "exports/b.parquet".to_string()),
+        ]
+        .into();
+        let column: ArrayRef = Arc::new(Int64Array::from(vec![Some(9), None, Some(7), Some(9)]));
+        let as_paths = paths_column(&column, &paths, "test").expect("paths");
+        let dictionary = as_paths.as_dictionary::<Int32Type>();
+        assert_eq!(dictionary.values().len(), 2, "one value per file");
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "_delivery",
+                as_paths.data_type().clone(),
+                true,
+            )])),
+            vec![as_paths],
+        )
+        .expect("batch");
+        // The warehouse opened again numbers the same files otherwise.
+        let now: HashMap<&str, i64> = [("exports/a.parquet", 1), ("exports/b.parquet", 2)].into();
+        let numbered = with_deliveries(&batch, &now, "test")
+            .expect("read")
+            .expect("every file served");
+        let numbered = numbered.column(0).as_primitive::<Int64Type>();
+        assert_eq!(
+            numbered.iter().collect::<Vec<_>>(),
+            vec![Some(2), None, Some(1), Some(2)]
+        );
+        // A file gone: the rows cannot be taken, and why says which.
+        let gone: HashMap<&str, i64> = [("exports/a.parquet", 1)].into();
+        let why = with_deliveries(&batch, &gone, "test")
+            .expect("read")
+            .expect_err("a file gone");
+        assert!(why.contains("exports/b.parquet"), "{why}");
+        assert!(paths_column(&column, &HashMap::new(), "test").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_part_that_computes_across_rows_must_name_its_group() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().to_path_buf();
+        let mappings = dir.join(amoeba_catalog::MAPPINGS_DIR);
+        std::fs::create_dir_all(&mappings).expect("mkdir");
+        let part = |group: &str| {
+            format!(
+                "name = \"shopx\"\nlayout = \"platform\"\n\
+                 [sources.orders]\nkey = [\"id\"]\ncolumns = {{ id = \"string\", total = \"decimal(18,2)\" }}\n\
+                 [[views.refunds]]\n{group}from = \"(SELECT o.*, sum(total) OVER (PARTITION BY id) AS t FROM {{orders}} o) s\"\n\
+                 columns = {{ shop_id = \"shop_id\", refund_id = \"id\", order_id = \"id\", line_id = \"id\", \
+                 amount = \"t\", refunded_at = \"NULL\", kind = \"'x'\" }}\n"
+            )
+        };
+        let opened = |text: String| {
+            let dir = dir.clone();
+            let mappings = mappings.clone();
+            async move {
+                std::fs::write(mappings.join("shopx.toml"), text).expect("write");
+                let warehouse = Warehouse::open(&dir.to_string_lossy()).expect("warehouse");
+                let catalog = Catalog::open(warehouse).await.expect("open");
+                let ctx = new_session().expect("session");
+                catalog.register(&ctx).await.map_err(|e| e.to_string())
+            }
+        };
+        let e = opened(part(""))
+            .await
+            .expect_err("a window without a group");
+        assert!(
+            e.contains("shopx.toml") && e.contains("refunds[0] computes across rows"),
+            "{e}"
+        );
+        opened(part("group = [\"id\"]\n"))
+            .await
+            .expect("a window over its group");
+    }
+}
