@@ -17,8 +17,9 @@
 //!   `_delivery` of every delivered row of the part's sources, every delivery of it).
 //!
 //! ```text
-//!  version N: _mapped/<view>.rows (every mapped row; deliveries as file paths)
-//!             _mapped/group.<part>.rows (the grouped parts' index)
+//!  version N: _mapped/<view>/<month>.rows (every mapped row, a file per month of its
+//!                                         delivery's dt=; deliveries as file paths)
+//!             _mapped/group.<part>/<month>.rows (the grouped parts' index)
 //!        │
 //!        │   added files, mapped on their own ── row-by-row parts: their rows, and their
 //!        │        │                                 keys, whose old rows give way
@@ -30,7 +31,9 @@
 //!
 //! An added file that sorts before a served file of its kind and shop (a late delivery)
 //! loses the keys that file holds too: those rows stay as published. Deliveries are
-//! renumbered each time the warehouse is opened, so a version keeps them as file paths.
+//! renumbered each time the warehouse is opened, so a version keeps them as file paths. A
+//! version writes only the months whose rows changed (for a day of exports, the day's
+//! month), and copies the other months' files from the version it was patched from.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -73,6 +76,20 @@ pub(crate) struct MappedRows {
     groups: BTreeMap<String, Vec<RecordBatch>>,
     /// The file of each delivery the rows name.
     paths: Arc<HashMap<i64, String>>,
+    /// The month (`YYYY-MM` of its `dt=`; `none` without one) each delivery's rows are kept
+    /// under: a version keeps each set of rows in a file per month.
+    months: Arc<HashMap<i64, String>>,
+    /// The version these were read from (and patched since), and the months each set's
+    /// rows changed in: its other months' files are copied from that version.
+    patched_from: Option<PatchedFrom>,
+}
+
+/// Where a patched set of mapped rows came from ([`MappedRows::write`] copies the files of
+/// the months that did not change).
+#[derive(Debug, Clone)]
+struct PatchedFrom {
+    version: String,
+    changed: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What [`patched`] did.
@@ -141,22 +158,133 @@ impl MappedRows {
             views,
             groups,
             paths: Arc::new(paths_of(catalog)),
+            months: Arc::new(months_of(catalog)),
+            patched_from: None,
         })
     }
 
-    /// Writes them under `dir` (a version's folder), deliveries as file paths.
+    /// Every set of rows, by the name of its folder: the views' mapped rows, and each grouped
+    /// part's index (`group.tmall.order_lines.0`).
+    fn sets(&self) -> impl Iterator<Item = (String, &Vec<RecordBatch>)> + '_ {
+        self.views
+            .iter()
+            .map(|(view, rows)| (view.clone(), rows))
+            .chain(
+                self.groups
+                    .iter()
+                    .map(|(part, rows)| (group_set(part), rows)),
+            )
+    }
+
+    /// Writes them under `dir` (a version's folder): each set in a file per month of its
+    /// rows' deliveries, deliveries as file paths. Patched rows write only the months that
+    /// changed, and copy the others' files from the version they were read from.
     pub(crate) async fn write(&self, warehouse: &Warehouse, dir: &str) -> Result<()> {
-        for (view, batches) in &self.views {
-            let at = format!("{dir}/{MAPPED_DIR}/{view}.rows");
-            let bytes = self.to_parquet(batches, &at)?;
-            objects::write(warehouse, &at, bytes).await?;
-        }
-        for (part, batches) in &self.groups {
-            let at = format!("{dir}/{MAPPED_DIR}/{}", group_file(part));
-            let bytes = self.to_parquet(batches, &at)?;
-            objects::write(warehouse, &at, bytes).await?;
+        for (set, batches) in self.sets() {
+            let to = |month: &str| format!("{dir}/{MAPPED_DIR}/{set}/{month}.rows");
+            let mut kept = false;
+            let changed = match &self.patched_from {
+                Some(from) => {
+                    let changed = from.changed.get(&set).cloned().unwrap_or_default();
+                    let base = objects::path(
+                        warehouse,
+                        &format!("{}/{}/{MAPPED_DIR}/{set}", super::LEDGER_DIR, from.version),
+                    );
+                    for file in objects::list(warehouse, &base).await? {
+                        let Some(month) = file.filename().and_then(|n| n.strip_suffix(".rows"))
+                        else {
+                            continue;
+                        };
+                        if !changed.contains(month) {
+                            objects::copy(warehouse, &file, &objects::path(warehouse, &to(month)))
+                                .await?;
+                            kept = true;
+                        }
+                    }
+                    Some(changed)
+                }
+                None => None,
+            };
+            for (month, rows) in self.by_month(batches, &set, changed.as_ref())? {
+                let at = to(&month);
+                objects::write(warehouse, &at, self.to_parquet(&rows, &at)?).await?;
+                kept = true;
+            }
+            // A set with no rows at all keeps its schema in an empty file.
+            if !kept {
+                let at = to(NO_MONTH);
+                let empty: Vec<RecordBatch> =
+                    batches.iter().take(1).map(|b| b.slice(0, 0)).collect();
+                objects::write(warehouse, &at, self.to_parquet(&empty, &at)?).await?;
+            }
         }
         Ok(())
+    }
+
+    /// `batches` split by the month of each row's delivery (`_delivery`); with `only`, the
+    /// rows of those months only.
+    fn by_month(
+        &self,
+        batches: &[RecordBatch],
+        set: &str,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<BTreeMap<String, Vec<RecordBatch>>> {
+        if only.is_some_and(BTreeSet::is_empty) {
+            return Ok(BTreeMap::new());
+        }
+        let mut out: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
+        for batch in batches {
+            let deliveries = batch
+                .column_by_name("_delivery")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .ok_or_else(|| EngineError::ledger(format!("{set}: no BIGINT _delivery")))?;
+            let mut rows: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for (i, delivery) in deliveries.iter().enumerate() {
+                let month = delivery
+                    .and_then(|d| self.months.get(&d))
+                    .map_or(NO_MONTH, String::as_str);
+                if only.is_some_and(|only| !only.contains(month)) {
+                    continue;
+                }
+                let i = u32::try_from(i)
+                    .map_err(|_| EngineError::ledger(format!("{set}: a batch too large")))?;
+                rows.entry(month).or_default().push(i);
+            }
+            for (month, indices) in rows {
+                let indices = datafusion::arrow::array::UInt32Array::from(indices);
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| take(c.as_ref(), &indices, None))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                out.entry(month.to_string())
+                    .or_default()
+                    .push(RecordBatch::try_new(batch.schema(), columns)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The months of the deliveries of `batches`' rows (`_delivery`).
+    fn months_in(&self, batches: &[RecordBatch]) -> BTreeSet<String> {
+        let mut deliveries = BTreeSet::new();
+        for batch in batches {
+            if let Some(column) = batch
+                .column_by_name("_delivery")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            {
+                deliveries.extend(column.iter().flatten());
+            }
+        }
+        deliveries
+            .iter()
+            .map(|d| {
+                self.months
+                    .get(d)
+                    .map_or(NO_MONTH, String::as_str)
+                    .to_string()
+            })
+            .collect()
     }
 
     /// `batches` as Parquet, each delivery column as the files' paths.
@@ -251,42 +379,81 @@ pub(crate) async fn published(
     version: &str,
     catalog: &Catalog,
 ) -> Result<std::result::Result<MappedRows, String>> {
-    let deliveries: HashMap<&str, i64> = catalog
-        .files()
-        .iter()
-        .map(|f| (f.path.as_str(), f.delivery))
-        .collect();
+    let deliveries = Arc::new(
+        catalog
+            .files()
+            .iter()
+            .map(|f| (f.path.clone(), f.delivery))
+            .collect::<HashMap<String, i64>>(),
+    );
     let dir = format!("{}/{version}/{MAPPED_DIR}", super::LEDGER_DIR);
-    let read = |name: String| {
-        let at = format!("{dir}/{name}");
-        let deliveries = &deliveries;
-        async move {
-            let Some(bytes) = objects::read(warehouse, &at).await? else {
-                return Ok(Err(format!("version {version} kept no {at}")));
-            };
-            let schema = parquet_schema(&bytes, &at)?;
-            let batch = batch_from_parquet(bytes, &schema, &at)?;
-            with_deliveries(&batch, deliveries, &at)
+    let sets: Vec<String> = UNIFIED_VIEWS
+        .iter()
+        .map(|v| v.name.to_string())
+        .chain(
+            catalog
+                .platform_parts()
+                .iter()
+                .filter(|p| p.grouped)
+                .map(|p| group_set(&p.id)),
+        )
+        .collect();
+    // Every file of every set, read and decoded at once (a decode is CPU work of its own).
+    let mut reads = Vec::new();
+    for set in &sets {
+        let files = objects::list(
+            warehouse,
+            &objects::path(warehouse, &format!("{dir}/{set}")),
+        )
+        .await?;
+        if files.is_empty() {
+            return Ok(Err(format!("version {version} kept no {dir}/{set}")));
         }
-    };
-    let mut views = BTreeMap::new();
-    for view in UNIFIED_VIEWS {
-        match read(format!("{}.rows", view.name)).await? {
-            Ok(batch) => views.insert(view.name.to_string(), vec![batch]),
-            Err(why) => return Ok(Err(why)),
-        };
+        for file in files {
+            let set = set.clone();
+            let deliveries = Arc::clone(&deliveries);
+            let at = file.to_string();
+            reads.push(async move {
+                let bytes = object_store::ObjectStoreExt::get(warehouse.store().as_ref(), &file)
+                    .await
+                    .map_err(objects::store_err(&file))?
+                    .bytes()
+                    .await
+                    .map_err(objects::store_err(&file))?
+                    .to_vec();
+                let decoded = tokio::task::spawn_blocking(move || {
+                    let schema = parquet_schema(&bytes, &at)?;
+                    let batch = batch_from_parquet(bytes, &schema, &at)?;
+                    with_deliveries(&batch, &deliveries, &at)
+                })
+                .await
+                .map_err(|e| EngineError::ledger(format!("reading {set}: {e}")))??;
+                Ok::<_, EngineError>((set, decoded))
+            });
+        }
     }
-    let mut groups = BTreeMap::new();
-    for part in catalog.platform_parts().iter().filter(|p| p.grouped) {
-        match read(group_file(&part.id)).await? {
-            Ok(batch) => groups.insert(part.id.clone(), vec![batch]),
+    let mut views = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
+    let parts = catalog.platform_parts();
+    for (set, decoded) in futures::future::try_join_all(reads).await? {
+        let batch = match decoded {
+            Ok(batch) => batch,
             Err(why) => return Ok(Err(why)),
         };
+        match parts.iter().find(|p| p.grouped && group_set(&p.id) == set) {
+            Some(part) => groups.entry(part.id.clone()).or_default().push(batch),
+            None => views.entry(set).or_insert_with(Vec::new).push(batch),
+        }
     }
     Ok(Ok(MappedRows {
         views,
         groups,
         paths: Arc::new(paths_of(catalog)),
+        months: Arc::new(months_of(catalog)),
+        patched_from: Some(PatchedFrom {
+            version: version.to_string(),
+            changed: BTreeMap::new(),
+        }),
     }))
 }
 
@@ -367,6 +534,8 @@ pub(crate) async fn patched(
     let mut patch = MappedPatch::default();
     let mut regrouped: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
     let mut groups = stored.groups.clone();
+    // The months of each set whose rows change: the next version writes those only.
+    let mut changed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for part in parts.iter().filter(|p| p.grouped) {
         let Some(index) = stored.groups.get(&part.id) else {
             return Ok(Err(format!(
@@ -375,6 +544,10 @@ pub(crate) async fn patched(
             )));
         };
         let added_rows = group_rows(&a_ctx, part).await?;
+        changed
+            .entry(group_set(&part.id))
+            .or_default()
+            .extend(stored.months_in(&added_rows));
         let mut next_index = index.clone();
         next_index.extend(added_rows.iter().cloned());
         groups.insert(part.id.clone(), next_index);
@@ -569,6 +742,10 @@ pub(crate) async fn patched(
             .await?;
         ctx.deregister_table("p_stored")?;
         patch.replaced += gone.iter().map(RecordBatch::num_rows).sum::<usize>();
+        let months = changed.entry(name.to_string()).or_default();
+        for rows in [&gone, &added_rows, &regroups] {
+            months.extend(stored.months_in(rows));
+        }
         replaced.insert(name.to_string(), gone);
         let mut rows = Vec::with_capacity(kept.len() + added_rows.len() + regroups.len());
         for batch in kept.iter().chain(&added_rows).chain(&regroups) {
@@ -582,6 +759,11 @@ pub(crate) async fn patched(
             views,
             groups,
             paths: Arc::new(paths_of(catalog)),
+            months: Arc::new(months_of(catalog)),
+            patched_from: stored.patched_from.as_ref().map(|from| PatchedFrom {
+                version: from.version.clone(),
+                changed,
+            }),
         },
         replaced,
         patch,
@@ -721,9 +903,24 @@ fn drop_schema() -> SchemaRef {
     ]))
 }
 
-/// The file a grouped part's index is kept in.
-fn group_file(part: &str) -> String {
-    format!("group.{}.rows", part.replace('/', "."))
+/// The folder a grouped part's index is kept in (`group.tmall.order_lines.0`).
+fn group_set(part: &str) -> String {
+    format!("group.{}", part.replace('/', "."))
+}
+
+/// The month under which rows of a delivery without a `dt=` are kept.
+const NO_MONTH: &str = "none";
+
+/// The month (`YYYY-MM`) of each served file's `dt=` partition, by delivery.
+fn months_of(catalog: &Catalog) -> HashMap<i64, String> {
+    catalog
+        .files()
+        .iter()
+        .filter_map(|f| {
+            let day = datafusion::arrow::temporal_conversions::date32_to_datetime(f.dt?)?;
+            Some((f.delivery, day.format("%Y-%m").to_string()))
+        })
+        .collect()
 }
 
 /// The path of each served file's delivery.
@@ -789,7 +986,7 @@ fn paths_column(column: &ArrayRef, paths: &HashMap<i64, String>, at: &str) -> Re
 /// `deliveries` numbers the files, or why it cannot be: a file it names is not served.
 fn with_deliveries(
     batch: &RecordBatch,
-    deliveries: &HashMap<&str, i64>,
+    deliveries: &HashMap<String, i64>,
     at: &str,
 ) -> Result<std::result::Result<RecordBatch, String>> {
     let mut fields = Vec::with_capacity(batch.num_columns());
@@ -854,7 +1051,11 @@ mod tests {
         )
         .expect("batch");
         // The warehouse opened again numbers the same files otherwise.
-        let now: HashMap<&str, i64> = [("exports/a.parquet", 1), ("exports/b.parquet", 2)].into();
+        let now: HashMap<String, i64> = [
+            ("exports/a.parquet".to_string(), 1),
+            ("exports/b.parquet".to_string(), 2),
+        ]
+        .into();
         let numbered = with_deliveries(&batch, &now, "test")
             .expect("read")
             .expect("every file served");
@@ -864,7 +1065,7 @@ mod tests {
             vec![Some(2), None, Some(1), Some(2)]
         );
         // A file gone: the rows cannot be taken, and why says which.
-        let gone: HashMap<&str, i64> = [("exports/a.parquet", 1)].into();
+        let gone: HashMap<String, i64> = [("exports/a.parquet".to_string(), 1)].into();
         let why = with_deliveries(&batch, &gone, "test")
             .expect("read")
             .expect_err("a file gone");
