@@ -180,6 +180,7 @@ impl MappedRows {
     /// rows' deliveries, deliveries as file paths. Patched rows write only the months that
     /// changed, and copy the others' files from the version they were read from.
     pub(crate) async fn write(&self, warehouse: &Warehouse, dir: &str) -> Result<()> {
+        let mut files: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for (set, batches) in self.sets() {
             let to = |month: &str| format!("{dir}/{MAPPED_DIR}/{set}/{month}.rows");
             let mut kept = false;
@@ -206,17 +207,28 @@ impl MappedRows {
                 None => None,
             };
             for (month, rows) in self.by_month(batches, &set, changed.as_ref())? {
-                let at = to(&month);
-                objects::write(warehouse, &at, self.to_parquet(&rows, &at)?).await?;
+                files.push((to(&month), rows));
                 kept = true;
             }
             // A set with no rows at all keeps its schema in an empty file.
             if !kept {
-                let at = to(NO_MONTH);
-                let empty: Vec<RecordBatch> =
-                    batches.iter().take(1).map(|b| b.slice(0, 0)).collect();
-                objects::write(warehouse, &at, self.to_parquet(&empty, &at)?).await?;
+                let empty = batches.iter().take(1).map(|b| b.slice(0, 0)).collect();
+                files.push((to(NO_MONTH), empty));
             }
+        }
+        // Encoding is CPU work: every file at once, on the blocking pool.
+        let encoded = futures::future::try_join_all(files.into_iter().map(|(at, rows)| {
+            let paths = Arc::clone(&self.paths);
+            tokio::task::spawn_blocking(move || {
+                let bytes = to_parquet(&paths, &rows, &at)?;
+                Ok::<_, EngineError>((at, bytes))
+            })
+        }))
+        .await
+        .map_err(|e| EngineError::ledger(format!("writing the mapped rows: {e}")))?;
+        for file in encoded {
+            let (at, bytes) = file?;
+            objects::write(warehouse, &at, bytes).await?;
         }
         Ok(())
     }
@@ -287,62 +299,6 @@ impl MappedRows {
             .collect()
     }
 
-    /// `batches` as Parquet, each delivery column as the files' paths.
-    fn to_parquet(&self, batches: &[RecordBatch], at: &str) -> Result<Vec<u8>> {
-        let err = |e: &dyn std::fmt::Display| EngineError::ledger(format!("{at}: {e}"));
-        let mut writer: Option<datafusion::parquet::arrow::ArrowWriter<Vec<u8>>> = None;
-        let schema = batches.first().map(RecordBatch::schema);
-        for batch in batches {
-            // One schema for the file: sets patched together may differ in nullability.
-            let batch = match &schema {
-                Some(schema) => conform_to(batch, schema, at)?,
-                None => batch.clone(),
-            };
-            let batch = self.with_paths(&batch, at)?;
-            let writer = match &mut writer {
-                Some(writer) => writer,
-                None => writer.insert(
-                    datafusion::parquet::arrow::ArrowWriter::try_new(
-                        Vec::new(),
-                        batch.schema(),
-                        Some(super::store::writer_properties()),
-                    )
-                    .map_err(|e| err(&e))?,
-                ),
-            };
-            writer.write(&batch).map_err(|e| err(&e))?;
-        }
-        // Every set of rows holds a batch, if an empty one (`non_empty`): its schema.
-        writer
-            .ok_or_else(|| EngineError::ledger(format!("{at}: no schema")))?
-            .into_inner()
-            .map_err(|e| err(&e))
-    }
-
-    /// `batch` with its delivery columns as the paths of their files (a dictionary: a few
-    /// thousand files for millions of rows).
-    fn with_paths(&self, batch: &RecordBatch, at: &str) -> Result<RecordBatch> {
-        let mut fields = Vec::with_capacity(batch.num_columns());
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            if DELIVERY_COLUMNS.contains(&field.name().as_str()) {
-                columns.push(paths_column(column, &self.paths, at)?);
-                fields.push(Field::new(
-                    field.name(),
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                    true,
-                ));
-            } else {
-                columns.push(Arc::clone(column));
-                fields.push(field.as_ref().clone());
-            }
-        }
-        Ok(RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
-            columns,
-        )?)
-    }
-
     /// Registers `catalog` in `ctx` with these as its mapped rows (`raw.<view>_mapped`), and
     /// the unified views over them.
     pub(crate) async fn register(&self, ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
@@ -370,6 +326,76 @@ impl MappedRows {
         amoeba_catalog::register_over_mapped(ctx).await?;
         Ok(())
     }
+}
+
+/// `batches` as Parquet, each delivery column as the files' paths.
+fn to_parquet(paths: &HashMap<i64, String>, batches: &[RecordBatch], at: &str) -> Result<Vec<u8>> {
+    let err = |e: &dyn std::fmt::Display| EngineError::ledger(format!("{at}: {e}"));
+    let mut writer: Option<datafusion::parquet::arrow::ArrowWriter<Vec<u8>>> = None;
+    let schema = batches.first().map(RecordBatch::schema);
+    for batch in batches {
+        // One schema for the file: sets patched together may differ in nullability.
+        let batch = match &schema {
+            Some(schema) => conform_to(batch, schema, at)?,
+            None => batch.clone(),
+        };
+        let batch = with_paths(paths, &batch, at)?;
+        let writer = match &mut writer {
+            Some(writer) => writer,
+            None => writer.insert(
+                datafusion::parquet::arrow::ArrowWriter::try_new(
+                    Vec::new(),
+                    batch.schema(),
+                    Some(mapped_writer_properties()),
+                )
+                .map_err(|e| err(&e))?,
+            ),
+        };
+        writer.write(&batch).map_err(|e| err(&e))?;
+    }
+    // Every set of rows holds a batch, if an empty one (`non_empty`): its schema.
+    writer
+        .ok_or_else(|| EngineError::ledger(format!("{at}: no schema")))?
+        .into_inner()
+        .map_err(|e| err(&e))
+}
+
+/// `batch` with its delivery columns as the paths of their files (a dictionary: a few
+/// thousand files for millions of rows).
+fn with_paths(paths: &HashMap<i64, String>, batch: &RecordBatch, at: &str) -> Result<RecordBatch> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if DELIVERY_COLUMNS.contains(&field.name().as_str()) {
+            columns.push(paths_column(column, paths, at)?);
+            fields.push(Field::new(
+                field.name(),
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ));
+        } else {
+            columns.push(Arc::clone(column));
+            fields.push(field.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// How the mapped rows are written: ZSTD, and no dictionary for `_key` (a key is on one row,
+/// or a few: a dictionary of millions of distinct texts only costs time).
+fn mapped_writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+            datafusion::parquet::basic::ZstdLevel::default(),
+        ))
+        .set_column_dictionary_enabled(
+            datafusion::parquet::schema::types::ColumnPath::from("_key"),
+            false,
+        )
+        .build()
 }
 
 /// The mapped rows version `version` kept, with their deliveries as `catalog` numbers them
