@@ -96,12 +96,7 @@ fn months_changed(before: &Served, after: &Served) -> BTreeSet<String> {
 
 /// The closure of the refresh that gave `after`, checked against what changed since `before`.
 fn check(what: &str, before: &Served, after: &Served) -> Closure {
-    let closure = after
-        .ledger
-        .as_ref()
-        .and_then(|l| l.closure())
-        .cloned()
-        .unwrap_or_else(|| panic!("{what}: a closure"));
+    let closure = closure_of(after);
     eprintln!("{what}: {}", closure.summary());
     assert_eq!(closure.everything, None, "{what}");
     assert!(closure.deliveries > 0, "{what}");
@@ -711,6 +706,16 @@ async fn refreshed_by_delta_and_in_full(
     (delta, full)
 }
 
+/// The closure of the change that `served`'s ledger took in.
+fn closure_of(served: &Served) -> Closure {
+    served
+        .ledger
+        .as_ref()
+        .and_then(|l| l.closure())
+        .cloned()
+        .expect("a closure")
+}
+
 /// How the refresh by delta that published `served` made its mapped rows.
 fn patch_of(served: &Served) -> MappedPatch {
     served
@@ -882,12 +887,7 @@ async fn a_fee_moved_to_another_order_is_taken_in_by_delta() {
     // The published row the new one replaces names the old order: the closure holds both,
     // and the delta counts the fee once, where it now is, as the full build does.
     let (delta, full) = refreshed_by_delta_and_in_full(&what, root, &before).await;
-    let closure = delta
-        .ledger
-        .as_ref()
-        .and_then(|l| l.closure())
-        .cloned()
-        .expect("a closure");
+    let closure = closure_of(&delta);
     assert!(closure.orders >= 2, "{what}: {}", closure.summary());
     assert!(!full.ledger.as_ref().expect("a ledger").failed(), "{what}");
     assert_ne!(
@@ -984,12 +984,7 @@ async fn a_line_moved_to_another_payment_day_is_taken_in_by_delta() {
     let what = format!("order {order}, paid a day later");
     let (delta, _) = refreshed_by_delta_and_in_full(&what, root, &before).await;
     // Both days' ads are spread again: the old day comes with the replaced lines.
-    let closure = delta
-        .ledger
-        .as_ref()
-        .and_then(|l| l.closure())
-        .cloned()
-        .expect("a closure");
+    let closure = closure_of(&delta);
     assert!(closure.shop_days >= 2, "{what}: {}", closure.summary());
 }
 

@@ -102,7 +102,7 @@ pub struct MappedPatch {
     pub replaced: usize,
     /// Rows mapped row by row from the added files.
     pub added: usize,
-    /// The groups the added files touch, mapped again: their rows.
+    /// The rows of the groups the added files touch, mapped again.
     pub regrouped: usize,
     /// How many groups.
     pub groups: usize,
@@ -118,7 +118,7 @@ impl std::fmt::Display for MappedPatch {
         write!(
             f,
             "mapped rows: the published {}, {} replaced; {} from the added files, {} of {} \
-             group(s) mapped again ({} more file(s) read)",
+             group(s) mapped again, {} more file(s) read for them",
             self.published,
             self.replaced,
             self.added,
@@ -546,15 +546,11 @@ pub(crate) async fn patched(
     let mut dropped = if drops.is_empty() {
         Vec::new()
     } else {
-        a_ctx
-            .sql(&format!(
+        rows_of(&a_ctx, &format!(
                 "SELECT DISTINCT arrow_cast(_part, 'Utf8') AS _part, arrow_cast(_key, 'Utf8') AS _key \
                  FROM ({})",
                 drops.join(" UNION ALL ")
-            ))
-            .await?
-            .collect()
-            .await?
+            )).await?
     };
     // The grouped parts: every group the added rows touch, mapped again.
     let mut patch = MappedPatch::default();
@@ -580,15 +576,13 @@ pub(crate) async fn patched(
         let g_ctx = new_session()?;
         register_batches(&g_ctx, "g_index", index, group_schema())?;
         register_batches(&g_ctx, "g_added", &added_rows, group_schema())?;
-        let touched = g_ctx
-            .sql(
-                "SELECT _group AS _key FROM g_added WHERE _group IS NOT NULL \
+        let touched = rows_of(
+            &g_ctx,
+            "SELECT _group AS _key FROM g_added WHERE _group IS NOT NULL \
                  UNION SELECT i._group FROM g_index i JOIN g_added a ON a._key = i._key \
                  WHERE i._group IS NOT NULL",
-            )
-            .await?
-            .collect()
-            .await?;
+        )
+        .await?;
         let touched_count: usize = touched.iter().map(RecordBatch::num_rows).sum();
         if touched_count == 0 {
             continue;
@@ -602,14 +596,12 @@ pub(crate) async fn patched(
                 .map_or_else(group_schema, RecordBatch::schema),
         )?;
         // Every delivery of every key of those groups (a key may have moved between groups).
-        let files = g_ctx
-            .sql(
-                "SELECT DISTINCT _delivery FROM g_index WHERE _key IN ( \
+        let files = rows_of(
+            &g_ctx,
+            "SELECT DISTINCT _delivery FROM g_index WHERE _key IN ( \
                    SELECT _key FROM g_index WHERE _group IN (SELECT _key FROM g_touched))",
-            )
-            .await?
-            .collect()
-            .await?;
+        )
+        .await?;
         let mut read: BTreeSet<String> = added.clone();
         let mut more = 0;
         for batch in &files {
@@ -638,16 +630,16 @@ pub(crate) async fn patched(
                 .first()
                 .map_or_else(group_schema, RecordBatch::schema),
         )?;
-        let rows = s_ctx
-            .sql(&format!(
+        let rows = rows_of(
+            &s_ctx,
+            &format!(
                 "SELECT * FROM {RAW_SCHEMA}.\"{view}_mapped\" \
                  WHERE arrow_cast(_part, 'Utf8') = {id} AND _key IN (SELECT _key FROM g_touched)",
                 view = part.view,
                 id = sql_string(&part.id),
-            ))
-            .await?
-            .collect()
-            .await?;
+            ),
+        )
+        .await?;
         patch.regrouped += rows.iter().map(RecordBatch::num_rows).sum::<usize>();
         patch.groups += touched_count;
         patch.group_files += more;
@@ -678,14 +670,12 @@ pub(crate) async fn patched(
     patch.later = later.iter().map(RecordBatch::num_rows).sum();
     register_batches(&ctx, "p_later", &later, drop_schema())?;
     register_batches(&ctx, "p_drop_all", &dropped, drop_schema())?;
-    let dropped = ctx
-        .sql(
-            "SELECT d.* FROM p_drop_all d LEFT ANTI JOIN p_later l \
+    let dropped = rows_of(
+        &ctx,
+        "SELECT d.* FROM p_drop_all d LEFT ANTI JOIN p_later l \
              ON l._part = d._part AND l._key = d._key",
-        )
-        .await?
-        .collect()
-        .await?;
+    )
+    .await?;
     register_batches(&ctx, "p_drop", &dropped, drop_schema())?;
     let row_by_row: Vec<String> = parts
         .iter()
@@ -711,27 +701,25 @@ pub(crate) async fn patched(
         let added_rows: Vec<RecordBatch> = if row_by_row.is_empty() {
             Vec::new()
         } else {
-            let rows = a_ctx
-                .sql(&format!(
+            let rows = rows_of(
+                &a_ctx,
+                &format!(
                     "SELECT * FROM {RAW_SCHEMA}.\"{}\" WHERE arrow_cast(_part, 'Utf8') IN ({})",
                     view.mapped_name(),
                     row_by_row.join(", ")
-                ))
-                .await?
-                .collect()
-                .await?;
+                ),
+            )
+            .await?;
             if later.is_empty() {
                 rows
             } else {
                 register_batches(&ctx, "p_added", &rows, Arc::clone(&schema))?;
-                let rows = ctx
-                    .sql(
-                        "SELECT a.* FROM p_added a LEFT ANTI JOIN p_later l \
+                let rows = rows_of(
+                    &ctx,
+                    "SELECT a.* FROM p_added a LEFT ANTI JOIN p_later l \
                          ON l._part = arrow_cast(a._part, 'Utf8') AND l._key = a._key",
-                    )
-                    .await?
-                    .collect()
-                    .await?;
+                )
+                .await?;
                 ctx.deregister_table("p_added")?;
                 rows
             }
@@ -750,22 +738,18 @@ pub(crate) async fn patched(
             .map(|b| conform_to(b, &schema, name))
             .collect::<Result<_>>()?;
         register_batches(&ctx, "p_stored", &stored_rows, Arc::clone(&schema))?;
-        let kept = ctx
-            .sql(
-                "SELECT s.* FROM p_stored s LEFT ANTI JOIN p_drop d \
+        let kept = rows_of(
+            &ctx,
+            "SELECT s.* FROM p_stored s LEFT ANTI JOIN p_drop d \
                  ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
-            )
-            .await?
-            .collect()
-            .await?;
-        let gone = ctx
-            .sql(
-                "SELECT s.* FROM p_stored s LEFT SEMI JOIN p_drop d \
+        )
+        .await?;
+        let gone = rows_of(
+            &ctx,
+            "SELECT s.* FROM p_stored s LEFT SEMI JOIN p_drop d \
                  ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
-            )
-            .await?
-            .collect()
-            .await?;
+        )
+        .await?;
         ctx.deregister_table("p_stored")?;
         patch.replaced += gone.iter().map(RecordBatch::num_rows).sum::<usize>();
         let months = changed.entry(name.to_string()).or_default();
@@ -848,8 +832,9 @@ async fn keys_delivered_later(
         if readers.is_empty() {
             continue;
         }
-        let keys = ctx
-            .sql(&format!(
+        let keys = rows_of(
+            &ctx,
+            &format!(
                 "WITH k AS ({keys}) \
                  SELECT arrow_cast(a._key, 'Utf8') AS _key \
                  FROM (SELECT _key, max(_delivery) AS d FROM k \
@@ -858,10 +843,9 @@ async fn keys_delivered_later(
                        WHERE _delivery NOT IN ({added_list}) GROUP BY _key) n \
                    ON n._key = a._key AND n.d > a.d",
                 keys = source.delivered_keys,
-            ))
-            .await?
-            .collect()
-            .await?;
+            ),
+        )
+        .await?;
         for batch in keys.iter().filter(|b| b.num_rows() > 0) {
             let key = cast(batch.column(0), &DataType::Utf8)?;
             for part in &readers {
@@ -888,15 +872,11 @@ async fn group_rows(ctx: &SessionContext, part: &PlatformPart) -> Result<Vec<Rec
     if sources.is_empty() {
         return Ok(Vec::new());
     }
-    let batches = ctx
-        .sql(&format!(
+    let batches = rows_of(ctx, &format!(
             "SELECT DISTINCT arrow_cast(_key, 'Utf8') AS _key, arrow_cast(_group, 'Utf8') AS _group, \
                     _delivery FROM ({})",
             sources.join(" UNION ALL ")
-        ))
-        .await?
-        .collect()
-        .await?;
+        )).await?;
     batches
         .iter()
         .map(|b| conform_to(b, &group_schema(), "the group index"))
@@ -910,6 +890,11 @@ fn non_empty(mut batches: Vec<RecordBatch>, schema: SchemaRef) -> Vec<RecordBatc
         batches.push(RecordBatch::new_empty(schema));
     }
     batches
+}
+
+/// The rows of `sql` in `ctx`.
+async fn rows_of(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// The group index's columns.
