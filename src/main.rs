@@ -26,6 +26,13 @@ use amoeba_engine::{Auth, Credentials, LedgerMode, ScramVerifier, ServerConfig};
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
+/// mimalloc, not the system allocator: the builds make and free many short-lived buffers
+/// (Arrow arrays, hash tables, Parquet pages) from every worker thread, where glibc's malloc
+/// spent about a tenth of a refresh by delta in its own bookkeeping and in page faults
+/// (`perf`, BENCHMARKS.md "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "amoeba",

@@ -35,16 +35,18 @@
 //! version writes only the months whose rows changed (for a day of exports, the day's
 //! month), and copies the other months' files from the version it was patched from.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::mapping::sql_string;
 use amoeba_catalog::{Catalog, PlatformPart, RAW_SCHEMA, UNIFIED_VIEWS, Warehouse};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    StringArray,
 };
-use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::compute::{cast, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
@@ -52,7 +54,7 @@ use datafusion::prelude::SessionContext;
 
 use super::staging::Staging;
 use super::store::{batch_from_parquet, parquet_schema};
-use super::{conform_to, lap, materialize_mapped};
+use super::{conform_to, lap, materialize_mapped, named};
 use crate::error::{EngineError, Result};
 use crate::objects;
 use crate::session::new_session;
@@ -532,7 +534,6 @@ pub(crate) async fn patched(
     let a_ctx = new_session()?;
     materialize_mapped(&a_ctx, &catalog.only(added), &Staging::Memory).await?;
     lap(&mut step, "mapped rows: the added files");
-    let ctx = new_session()?;
     let mut drops = Vec::new();
     for part in parts.iter().filter(|p| !p.grouped) {
         for source in &part.sources {
@@ -654,29 +655,9 @@ pub(crate) async fn patched(
     lap(&mut step, "mapped rows: groups mapped again");
 
     // Each view: the published rows but those that gave way, the added rows, the groups.
-    let dropped: Vec<RecordBatch> = dropped
-        .iter()
-        .map(|b| conform_to(b, &drop_schema(), "the replaced keys"))
-        .collect::<Result<_>>()?;
-    let dropped_parts: BTreeSet<String> = dropped
-        .iter()
-        .flat_map(|b| {
-            let ids = b.column(0).as_string::<i32>();
-            (0..ids.len())
-                .map(|i| ids.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    patch.later = later.iter().map(RecordBatch::num_rows).sum();
-    register_batches(&ctx, "p_later", &later, drop_schema())?;
-    register_batches(&ctx, "p_drop_all", &dropped, drop_schema())?;
-    let dropped = rows_of(
-        &ctx,
-        "SELECT d.* FROM p_drop_all d LEFT ANTI JOIN p_later l \
-             ON l._part = d._part AND l._key = d._key",
-    )
-    .await?;
-    register_batches(&ctx, "p_drop", &dropped, drop_schema())?;
+    let later = ReplacedKeys::of(&later, "the keys a later delivery holds")?;
+    patch.later = later.len();
+    let dropped = ReplacedKeys::of(&dropped, "the replaced keys")?.without(&later);
     let row_by_row: Vec<String> = parts
         .iter()
         .filter(|p| !p.grouped)
@@ -698,9 +679,8 @@ pub(crate) async fn patched(
                 .as_arrow()
                 .clone(),
         );
-        let added_rows: Vec<RecordBatch> = if row_by_row.is_empty() {
-            Vec::new()
-        } else {
+        let mut added_rows: Vec<RecordBatch> = Vec::new();
+        if !row_by_row.is_empty() {
             let rows = rows_of(
                 &a_ctx,
                 &format!(
@@ -710,47 +690,28 @@ pub(crate) async fn patched(
                 ),
             )
             .await?;
-            if later.is_empty() {
-                rows
-            } else {
-                register_batches(&ctx, "p_added", &rows, Arc::clone(&schema))?;
-                let rows = rows_of(
-                    &ctx,
-                    "SELECT a.* FROM p_added a LEFT ANTI JOIN p_later l \
-                         ON l._part = arrow_cast(a._part, 'Utf8') AND l._key = a._key",
-                )
-                .await?;
-                ctx.deregister_table("p_added")?;
-                rows
+            for batch in &rows {
+                added_rows.extend(later.split(batch, name)?.kept);
             }
-        };
+        }
         let added_count: usize = added_rows.iter().map(RecordBatch::num_rows).sum();
         patch.added += added_count;
         let regroups = regrouped.remove(name).unwrap_or_default();
-        let parts_of_view: Vec<&PlatformPart> = parts.iter().filter(|p| p.view == name).collect();
-        let touched = parts_of_view.iter().any(|p| dropped_parts.contains(&p.id));
+        let touched = parts
+            .iter()
+            .any(|p| p.view == name && dropped.names_part(&p.id));
         if !touched && added_count == 0 && regroups.is_empty() {
             views.insert(name.to_string(), stored_rows);
             continue;
         }
-        let stored_rows: Vec<RecordBatch> = stored_rows
-            .iter()
-            .map(|b| conform_to(b, &schema, name))
-            .collect::<Result<_>>()?;
-        register_batches(&ctx, "p_stored", &stored_rows, Arc::clone(&schema))?;
-        let kept = rows_of(
-            &ctx,
-            "SELECT s.* FROM p_stored s LEFT ANTI JOIN p_drop d \
-                 ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
-        )
-        .await?;
-        let gone = rows_of(
-            &ctx,
-            "SELECT s.* FROM p_stored s LEFT SEMI JOIN p_drop d \
-                 ON d._part = arrow_cast(s._part, 'Utf8') AND d._key = s._key",
-        )
-        .await?;
-        ctx.deregister_table("p_stored")?;
+        // One pass over the published rows: each is kept or gives way by its part's keys.
+        let (mut kept, mut gone) = (Vec::new(), Vec::new());
+        for batch in &stored_rows {
+            let split = dropped.split(&conform_to(batch, &schema, name)?, name)?;
+            kept.extend(split.kept);
+            gone.extend(split.gone);
+        }
+        drop(stored_rows);
         patch.replaced += gone.iter().map(RecordBatch::num_rows).sum::<usize>();
         let months = changed.entry(name.to_string()).or_default();
         for rows in [&gone, &added_rows, &regroups] {
@@ -758,7 +719,8 @@ pub(crate) async fn patched(
         }
         replaced.insert(name.to_string(), gone);
         let mut rows = Vec::with_capacity(kept.len() + added_rows.len() + regroups.len());
-        for batch in kept.iter().chain(&added_rows).chain(&regroups) {
+        rows.extend(kept);
+        for batch in added_rows.iter().chain(&regroups) {
             rows.push(conform_to(batch, &schema, name)?);
         }
         views.insert(name.to_string(), non_empty(rows, schema));
@@ -859,6 +821,111 @@ async fn keys_delivered_later(
         }
     }
     Ok(out)
+}
+
+/// Keys of published rows, by the part that made them: those an added file delivers again
+/// (or a group it touches), which give way, or those a later delivery holds, which stay.
+#[derive(Debug, Default)]
+struct ReplacedKeys(HashMap<String, HashSet<String>>);
+
+/// A batch of mapped rows split by [`ReplacedKeys::split`].
+struct Split {
+    kept: Option<RecordBatch>,
+    gone: Option<RecordBatch>,
+}
+
+impl ReplacedKeys {
+    /// The keys of `batches` (`_part`, `_key`, of [`drop_schema`]).
+    fn of(batches: &[RecordBatch], what: &str) -> Result<ReplacedKeys> {
+        let mut keys = ReplacedKeys::default();
+        for batch in batches {
+            let parts = cast(named(batch, "_part", what)?, &DataType::Utf8)?;
+            let rows = cast(named(batch, "_key", what)?, &DataType::Utf8)?;
+            for (part, key) in parts.as_string::<i32>().iter().zip(rows.as_string::<i32>()) {
+                if let (Some(part), Some(key)) = (part, key) {
+                    keys.0
+                        .entry(part.to_string())
+                        .or_default()
+                        .insert(key.to_string());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// These keys but those of `other`.
+    fn without(mut self, other: &ReplacedKeys) -> ReplacedKeys {
+        for (part, keys) in &other.0 {
+            if let Some(mine) = self.0.get_mut(part) {
+                mine.retain(|k| !keys.contains(k));
+            }
+        }
+        self.0.retain(|_, keys| !keys.is_empty());
+        self
+    }
+
+    /// How many keys.
+    fn len(&self) -> usize {
+        self.0.values().map(HashSet::len).sum()
+    }
+
+    /// Whether any key is of `part`.
+    fn names_part(&self, part: &str) -> bool {
+        self.0.contains_key(part)
+    }
+
+    /// The rows of `batch` (mapped rows of `view`) whose `_part` and `_key` are not here, and
+    /// those whose are, in their order. `_part` is dictionary-encoded, so a row of a part
+    /// with no key here costs one look-up of its dictionary key; only the others' `_key` is
+    /// looked up (an SQL anti and semi join cast `_part` to text on every row instead).
+    fn split(&self, batch: &RecordBatch, view: &str) -> Result<Split> {
+        let nothing_gone = |batch: &RecordBatch| Split {
+            kept: Some(batch.clone()),
+            gone: None,
+        };
+        if self.0.is_empty() || batch.num_rows() == 0 {
+            return Ok(nothing_gone(batch));
+        }
+        let what = format!("the mapped rows of {view}");
+        let parts = cast(
+            named(batch, "_part", &what)?,
+            &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        )?;
+        let parts = parts.as_dictionary::<Int32Type>();
+        let names = cast(parts.values(), &DataType::Utf8)?;
+        let keys_of: Vec<Option<&HashSet<String>>> = names
+            .as_string::<i32>()
+            .iter()
+            .map(|name| name.and_then(|name| self.0.get(name)))
+            .collect();
+        if keys_of.iter().all(Option::is_none) {
+            return Ok(nothing_gone(batch));
+        }
+        let rows = cast(named(batch, "_key", &what)?, &DataType::Utf8)?;
+        let rows = rows.as_string::<i32>();
+        let indices = parts.keys();
+        let gone: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let keys = indices
+                    .is_valid(i)
+                    .then(|| usize::try_from(indices.value(i)).ok())
+                    .flatten()
+                    .and_then(|k| keys_of.get(k).copied().flatten());
+                Some(keys.is_some_and(|keys| rows.is_valid(i) && keys.contains(rows.value(i))))
+            })
+            .collect();
+        match gone.true_count() {
+            0 => Ok(nothing_gone(batch)),
+            n if n == batch.num_rows() => Ok(Split {
+                kept: None,
+                gone: Some(batch.clone()),
+            }),
+            _ => Ok(Split {
+                kept: Some(filter_record_batch(batch, &not(&gone)?)?),
+                gone: Some(filter_record_batch(batch, &gone)?),
+            }),
+        }
+    }
 }
 
 /// The group index rows of `part` over the delivered rows registered in `ctx`: `_key`,
@@ -1082,6 +1149,92 @@ mod tests {
             .expect_err("a file gone");
         assert!(why.contains("exports/b.parquet"), "{why}");
         assert!(paths_column(&column, &HashMap::new(), "test").is_err());
+    }
+
+    /// Mapped rows of two parts: `_part` dictionary-encoded as the views make it.
+    fn mapped_rows(parts: &[&str], keys: &[Option<&str>]) -> RecordBatch {
+        let parts: DictionaryArray<Int32Type> = parts.iter().copied().collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("_part", parts.data_type().clone(), true),
+                Field::new("_key", DataType::Utf8, true),
+            ])),
+            vec![Arc::new(parts), Arc::new(StringArray::from(keys.to_vec()))],
+        )
+        .expect("batch")
+    }
+
+    fn keys_of(batch: Option<RecordBatch>) -> Vec<Option<String>> {
+        batch.map_or_else(Vec::new, |b| {
+            b.column(1)
+                .as_string::<i32>()
+                .iter()
+                .map(|k| k.map(str::to_string))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_published_row_gives_way_only_to_a_key_of_its_own_part() {
+        let drops = |rows: &[(&str, &str)]| {
+            let batch = RecordBatch::try_new(
+                drop_schema(),
+                vec![
+                    Arc::new(StringArray::from(
+                        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                    )),
+                ],
+            )
+            .expect("drops");
+            ReplacedKeys::of(&[batch], "test").expect("keys")
+        };
+        let rows = mapped_rows(
+            &[
+                "jd/fees/0",
+                "jd/fees/1",
+                "jd/fees/0",
+                "jd/fees/0",
+                "pdd/fees/0",
+            ],
+            &[
+                Some("S1\u{1f}A"),
+                Some("S1\u{1f}A"),
+                Some("S1\u{1f}B"),
+                None,
+                Some("S1\u{1f}A"),
+            ],
+        );
+        // Part 0's key A gives way; part 1's row of the same key stays, as do a null key and
+        // another platform's part.
+        let dropped = drops(&[("jd/fees/0", "S1\u{1f}A"), ("jd/fees/0", "S9\u{1f}Z")]);
+        assert!(dropped.names_part("jd/fees/0") && !dropped.names_part("jd/fees/1"));
+        let split = dropped.split(&rows, "fees").expect("split");
+        assert_eq!(
+            keys_of(split.kept),
+            vec![
+                Some("S1\u{1f}A".into()),
+                Some("S1\u{1f}B".into()),
+                None,
+                Some("S1\u{1f}A".into())
+            ]
+        );
+        assert_eq!(keys_of(split.gone), vec![Some("S1\u{1f}A".into())]);
+        // A key a later delivery holds stays as published.
+        let later = drops(&[("jd/fees/0", "S1\u{1f}A")]);
+        let dropped = dropped.without(&later);
+        assert_eq!(dropped.len(), 1);
+        let split = dropped.split(&rows, "fees").expect("split");
+        assert_eq!(split.gone.map(|b| b.num_rows()), None);
+        assert_eq!(split.kept.map(|b| b.num_rows()), Some(5));
+        // Nothing of a part left: the part is no longer named.
+        assert!(
+            !dropped
+                .without(&drops(&[("jd/fees/0", "S9\u{1f}Z")]))
+                .names_part("jd/fees/0")
+        );
     }
 
     #[tokio::test]

@@ -97,6 +97,7 @@ pub(crate) async fn refresh(
     // The published rows that gave way: the closure holds what they named (a fee's old
     // order, a line's old payment day) as it holds what the new rows name.
     patched.register_replaced(&new_ctx).await?;
+    lap(&mut step, "delta: the patched rows registered");
     let closure = closure::closure_in(
         &new_ctx,
         catalog,
@@ -107,6 +108,7 @@ pub(crate) async fn refresh(
     )
     .await?;
     log::info!("{}", closure.summary());
+    lap(&mut step, "delta: the closure");
     if let Some(why) = &closure.everything {
         return Ok(Err(FullBecause(why.clone())));
     }
@@ -119,12 +121,14 @@ pub(crate) async fn refresh(
     // second session over the same mapped rows.
     let checks_ctx = new_session()?;
     share_mapped(&new_ctx, &checks_ctx, catalog).await?;
+    lap(&mut step, "delta: the checks' session");
     let new = Side::restricted(new_ctx, model, &keys).await?;
     lap(&mut step, "delta: the new side");
     // The old side: the published mapped rows as they are.
     let old_ctx = new_session()?;
     stored.register(&old_ctx, &catalog.without(&added)).await?;
     drop(stored);
+    lap(&mut step, "delta: the published rows registered");
     let old = Side::restricted(old_ctx, model, &keys).await?;
     lap(&mut step, "delta: the old side");
     if let Some(moved) = line_off_the_closures_days(&old, &new, &keys).await? {
