@@ -304,7 +304,9 @@ impl MappedRows {
     /// Registers `catalog` in `ctx` with these as its mapped rows (`raw.<view>_mapped`), and
     /// the unified views over them.
     pub(crate) async fn register(&self, ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
+        let started = Instant::now();
         catalog.register(ctx).await?;
+        let registered = started.elapsed();
         let partitions = ctx.state().config().target_partitions().max(1);
         for view in UNIFIED_VIEWS {
             let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
@@ -325,7 +327,14 @@ impl MappedRows {
             ctx.deregister_table(mapped.clone())?;
             ctx.register_table(mapped, Arc::new(MemTable::try_new(schema, split)?))?;
         }
+        let rows = started.elapsed();
         amoeba_catalog::register_over_mapped(ctx).await?;
+        log::debug!(
+            "mapped rows registered: the catalog {:.2}s, the rows {:.2}s, the views over them {:.2}s",
+            registered.as_secs_f64(),
+            (rows - registered).as_secs_f64(),
+            (started.elapsed() - rows).as_secs_f64()
+        );
         Ok(())
     }
 }
@@ -530,6 +539,7 @@ pub(crate) async fn patched(
     let parts = catalog.platform_parts();
     // A key an added file holds that a later delivery holds too stays as published.
     let later = keys_delivered_later(catalog, &parts, added).await?;
+    lap(&mut step, "mapped rows: the keys a later delivery holds");
     // The added files on their own: their mapped rows, and the keys of their rows.
     let a_ctx = new_session()?;
     materialize_mapped(&a_ctx, &catalog.only(added), &Staging::Memory).await?;

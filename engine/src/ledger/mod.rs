@@ -593,7 +593,9 @@ pub(crate) async fn materialize_mapped(
     catalog: &Catalog,
     staging: &Staging,
 ) -> Result<()> {
+    let started = Instant::now();
     catalog.register(ctx).await?;
+    lap(&mut { started }, "the catalog registered");
     // A raw table that several mapping parts read (douyin's settlement: one part per fee
     // column) would be read and de-duplicated once per part: it is materialized first.
     let shared = catalog.shared_raw_tables();

@@ -31,6 +31,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::errors::ParquetError;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
@@ -199,17 +201,81 @@ pub(crate) fn writer_properties() -> datafusion::parquet::file::properties::Writ
 }
 
 /// `batch` as a Parquet file's bytes, ZSTD-compressed; `what` names it in errors.
+///
+/// The columns of each row group are encoded in parallel, a share of them on each core,
+/// and the encoded chunks are appended in column order: the bytes are those of
+/// `ArrowWriter`'s one-thread encoding. The costed movements (1.5 M rows at scale 1) took
+/// 0.64 s on one core of a refresh by delta.
 pub(crate) fn batch_to_parquet(batch: &RecordBatch, what: &str) -> Result<Vec<u8>> {
-    let err =
-        |e: datafusion::parquet::errors::ParquetError| EngineError::ledger(format!("{what}: {e}"));
-    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
-        Vec::new(),
-        batch.schema(),
-        Some(writer_properties()),
-    )
-    .map_err(err)?;
-    writer.write(batch).map_err(err)?;
-    writer.into_inner().map_err(err)
+    encoded_in_parallel(batch, writer_properties(), what)
+}
+
+/// `batch` as a Parquet file's bytes written with `properties`, its columns encoded in
+/// parallel ([`batch_to_parquet`]).
+fn encoded_in_parallel(
+    batch: &RecordBatch,
+    properties: datafusion::parquet::file::properties::WriterProperties,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use datafusion::parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+    let err = |e: ParquetError| EngineError::ledger(format!("{what}: {e}"));
+    let rows_per_group = properties
+        .max_row_group_row_count()
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let schema = batch.schema();
+    let writer =
+        ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties)).map_err(err)?;
+    let (mut file, row_groups) = writer.into_serialized_writer().map_err(err)?;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut offset = 0;
+    let mut group = 0;
+    while offset < batch.num_rows() {
+        let rows = batch.slice(offset, rows_per_group.min(batch.num_rows() - offset));
+        let mut leaves = Vec::new();
+        for (field, column) in schema.fields().iter().zip(rows.columns()) {
+            leaves.extend(compute_leaves(field, column).map_err(err)?);
+        }
+        // Column i goes to thread i % threads; each returns (i, its chunk).
+        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+        let writers = row_groups.create_column_writers(group).map_err(err)?;
+        for (i, (writer, leaf)) in writers.into_iter().zip(leaves).enumerate() {
+            shares[i % threads].push((i, writer, leaf));
+        }
+        let mut chunks: Vec<(usize, ArrowColumnChunk)> = std::thread::scope(|scope| {
+            let encoders: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(move || {
+                        share
+                            .into_iter()
+                            .map(|(i, mut writer, leaf)| {
+                                writer.write(&leaf)?;
+                                Ok((i, writer.close()?))
+                            })
+                            .collect::<std::result::Result<Vec<_>, ParquetError>>()
+                    })
+                })
+                .collect();
+            let mut chunks = Vec::new();
+            for encoder in encoders {
+                let encoded = encoder
+                    .join()
+                    .map_err(|_| EngineError::ledger(format!("{what}: an encoder panicked")))?;
+                chunks.extend(encoded.map_err(err)?);
+            }
+            Ok::<_, EngineError>(chunks)
+        })?;
+        chunks.sort_by_key(|(i, _)| *i);
+        let mut row_group = file.next_row_group().map_err(err)?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group).map_err(err)?;
+        }
+        row_group.close().map_err(err)?;
+        offset += rows.num_rows();
+        group += 1;
+    }
+    file.into_inner().map_err(err)
 }
 
 /// The schema of a Parquet file's bytes (as [`batch_to_parquet`] wrote it).
@@ -473,4 +539,83 @@ pub(crate) fn pnl_view_sql(model: &Model) -> String {
          FROM {LEDGER_TABLE} GROUP BY date, month, platform, shop_id, sku, campaign, unit_id",
         cols.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        ArrayRef, Decimal128Array, DictionaryArray, Int64Array, StringArray,
+    };
+    use datafusion::arrow::datatypes::Int32Type;
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    #[test]
+    fn columns_encoded_in_parallel_are_the_bytes_one_thread_writes() {
+        let parts: DictionaryArray<Int32Type> =
+            ["a", "b", "a", "c", "a", "b", "c"].into_iter().collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![
+                Some("SKU-1"),
+                None,
+                Some("SKU-2"),
+                Some("SKU-1"),
+                Some("SKU-3"),
+                None,
+                Some("SKU-9"),
+            ])),
+            Arc::new(parts),
+            Arc::new(
+                Decimal128Array::from(vec![
+                    Some(1),
+                    Some(-250),
+                    None,
+                    Some(7),
+                    Some(0),
+                    Some(1),
+                    Some(99),
+                ])
+                .with_precision_and_scale(38, 2)
+                .expect("decimal"),
+            ),
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6, 7])),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("sku", DataType::Utf8, true),
+            Field::new("_part", columns[1].data_type().clone(), true),
+            Field::new("amount", DataType::Decimal128(38, 2), true),
+            Field::new("qty", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
+        // Three row groups of at most three rows.
+        let properties = || {
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(3))
+                .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+                    datafusion::parquet::basic::ZstdLevel::default(),
+                ))
+                .build()
+        };
+        let parallel = encoded_in_parallel(&batch, properties(), "test").expect("parallel");
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties())).expect("w");
+        writer.write(&batch).expect("write");
+        let one_thread = writer.into_inner().expect("bytes");
+        assert_eq!(parallel, one_thread);
+        let read = batch_from_parquet(parallel, &schema, "test").expect("read");
+        assert_eq!(read, batch);
+        // No rows: a file of the schema and no row group.
+        let empty = encoded_in_parallel(
+            &RecordBatch::new_empty(Arc::clone(&schema)),
+            properties(),
+            "test",
+        )
+        .expect("empty");
+        assert_eq!(
+            batch_from_parquet(empty, &schema, "test")
+                .expect("read")
+                .num_rows(),
+            0
+        );
+    }
 }

@@ -91,13 +91,15 @@ pub(crate) async fn refresh(
         Ok(patched) => patched,
         Err(why) => return Ok(Err(FullBecause(why))),
     };
+    lap(&mut step, "delta: the mapped rows patched");
     log::info!("{}", patched.patch);
     let new_ctx = new_session()?;
     patched.rows.register(&new_ctx, catalog).await?;
+    lap(&mut step, "delta: the patched rows registered");
     // The published rows that gave way: the closure holds what they named (a fee's old
     // order, a line's old payment day) as it holds what the new rows name.
     patched.register_replaced(&new_ctx).await?;
-    lap(&mut step, "delta: the patched rows registered");
+    lap(&mut step, "delta: the replaced rows registered");
     let closure = closure::closure_in(
         &new_ctx,
         catalog,
