@@ -26,13 +26,6 @@ use amoeba_engine::{Auth, Credentials, LedgerMode, ScramVerifier, ServerConfig};
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
-/// mimalloc, not the system allocator: the builds make and free many short-lived buffers
-/// (Arrow arrays, hash tables, Parquet pages) from every worker thread, and glibc's malloc
-/// took 11.5 % of a refresh by delta's `perf` samples in its own bookkeeping (BENCHMARKS.md,
-/// "The patch in one pass, mimalloc, …").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "amoeba",
