@@ -27,6 +27,11 @@ impl Fingerprint {
     pub(crate) fn encode(&self) -> String {
         format!("{}:{:016x}", self.rows, self.hash)
     }
+
+    /// The row count of an encoded fingerprint (`None` if `encoded` is not one).
+    pub(crate) fn rows_of(encoded: &str) -> Option<u64> {
+        encoded.split_once(':')?.0.parse().ok()
+    }
 }
 
 /// Fingerprints of `batches`, grouped by the string column `key` (which is not hashed).

@@ -5,13 +5,14 @@
 //! - `cube_rollup`: every coarser grouping set equals the finest one summed to its dimensions
 //!   (every rollup level is the sum of its children).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use amoeba_catalog::cube::CubeDef;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::prelude::SessionContext;
 
 use super::plan::{self, HOURS_TABLE, SET_COLUMN, measure_expr};
@@ -20,7 +21,11 @@ use crate::ledger::{CheckRow, LEDGER_TABLE, Status};
 
 /// Reads column `i` of `batch` row `r` as an exact integer (cents or a count).
 fn exact(batch: &RecordBatch, i: usize, r: usize) -> Result<Option<i128>> {
-    let col = batch.column(i);
+    exact_at(batch.column(i), r)
+}
+
+/// Reads row `r` of `col` as an exact integer (cents or a count).
+fn exact_at(col: &ArrayRef, r: usize) -> Result<Option<i128>> {
     if col.is_null(r) {
         return Ok(None);
     }
@@ -42,6 +47,23 @@ fn string(batch: &RecordBatch, i: usize, r: usize) -> Result<String> {
     } else {
         s.value(r).to_string()
     })
+}
+
+/// The grouping set label of every row of `batch`.
+fn labels(batch: &RecordBatch) -> Result<StringArray> {
+    let col = cast(
+        batch.column(batch.schema().index_of(SET_COLUMN)?),
+        &DataType::Utf8,
+    )?;
+    Ok(col.as_string::<i32>().clone())
+}
+
+/// The measure columns of `batch`, in the order of `def`.
+fn measure_columns(def: &CubeDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    def.measures
+        .iter()
+        .map(|m| Ok(Arc::clone(batch.column(batch.schema().index_of(&m.name)?))))
+        .collect()
 }
 
 fn month_filter(months: Option<&[String]>) -> String {
@@ -81,8 +103,9 @@ pub(crate) async fn ledger_totals(
 /// The table of [`ledger_totals`] a check reads.
 pub(crate) const LEDGER_TOTALS_TABLE: &str = "cube_ledger_totals";
 
-/// Checks the cube `def` stored as `table` in `ctx` (which also has the ledger), month by
-/// month, over `months` (all the table has when `None`).
+/// Checks the cube `def` stored as `table` in `ctx` (which also has the ledger's totals),
+/// month by month, over `months` (all the table has when `None`). A month's rows are read
+/// into memory and checked there, as a refresh checks them before it writes them.
 pub(crate) async fn check(
     ctx: &SessionContext,
     def: &CubeDef,
@@ -102,16 +125,29 @@ pub(crate) async fn check(
         }
     };
     let mut checks = CubeChecks::new(def);
+    checks.expect(ctx, &months).await?;
     for month in &months {
-        checks.month(ctx, table, month).await?;
+        let filter = month_filter(Some(std::slice::from_ref(month)));
+        let rows = ctx
+            .sql(&format!("SELECT * FROM {table}{filter}"))
+            .await?
+            .collect()
+            .await?;
+        checks.month(month, &rows)?;
     }
     Ok(checks.rows())
 }
 
 /// A cube's checks, taken a month at a time (a refresh checks each month's rows in memory
 /// before it writes them) and reported for the months together.
+///
+/// The ledger's side of every month is one query ([`CubeChecks::expect`]); the cube's side is
+/// summed here, in Rust, over the month's batches: a refresh by delta rebuilds a few small
+/// months, and planning a query per month and grouping set cost more than the sums.
 pub(crate) struct CubeChecks<'a> {
     def: &'a CubeDef,
+    /// Month → every measure computed from the ledger (and `hours`) directly.
+    expected: BTreeMap<String, Vec<Option<i128>>>,
     /// Months in which the ledger (or `hours`) has rows.
     months_expected: usize,
     /// Grouping set label → its comparison with the ledger.
@@ -120,10 +156,14 @@ pub(crate) struct CubeChecks<'a> {
     rollups: BTreeMap<String, i128>,
 }
 
+/// A key (the dimension values, in the row format) and the measures of one row.
+type KeyedMeasures = (Vec<u8>, Vec<Option<i128>>);
+
 impl<'a> CubeChecks<'a> {
     pub(crate) fn new(def: &'a CubeDef) -> Self {
         CubeChecks {
             def,
+            expected: BTreeMap::new(),
             months_expected: 0,
             totals: def
                 .grouping_sets
@@ -134,23 +174,15 @@ impl<'a> CubeChecks<'a> {
         }
     }
 
-    /// Checks `month` of the cube rows in `table` against the ledger totals
-    /// ([`LEDGER_TOTALS_TABLE`], registered in `ctx`) and against themselves (rollups).
-    pub(crate) async fn month(
-        &mut self,
-        ctx: &SessionContext,
-        table: &str,
-        month: &str,
-    ) -> Result<()> {
-        self.totals_of(ctx, table, month).await?;
-        self.rollups_of(ctx, table, month).await
-    }
-
-    async fn totals_of(&mut self, ctx: &SessionContext, table: &str, month: &str) -> Result<()> {
+    /// Computes every measure of `months` from the ledger's totals ([`LEDGER_TOTALS_TABLE`],
+    /// registered in `ctx`) and `hours`: what [`CubeChecks::month`] compares each grouping
+    /// set's sums with.
+    pub(crate) async fn expect(&mut self, ctx: &SessionContext, months: &[String]) -> Result<()> {
+        if months.is_empty() {
+            return Ok(());
+        }
         let def = self.def;
-        let filter = month_filter(Some(&[month.to_string()]));
-        let names: Vec<&str> = def.measures.iter().map(|m| m.name.as_str()).collect();
-        // The ledger side: every measure of the month, from the ledger's sums by account.
+        let filter = month_filter(Some(months));
         let mut facts = format!(
             "SELECT month, account, amount, qty, n, CAST(NULL AS DECIMAL(38,2)) AS hours \
              FROM {LEDGER_TOTALS_TABLE}{filter}"
@@ -162,117 +194,144 @@ impl<'a> CubeChecks<'a> {
                     CAST(hours AS DECIMAL(38,2)) FROM {HOURS_TABLE}{filter}"
             ));
         }
-        let ledger_measures: Vec<String> = def
+        let measures: Vec<String> = def
             .measures
             .iter()
             .map(|m| format!("{} AS {}", measure_expr(&m.kind), m.name))
             .collect();
         let ledger = ctx
             .sql(&format!(
-                "SELECT {} FROM ({facts}) GROUP BY month",
-                ledger_measures.join(", ")
+                "SELECT CAST(month AS VARCHAR), {} FROM ({facts}) GROUP BY month",
+                measures.join(", ")
             ))
             .await?
             .collect()
             .await?;
-        let mut expected: Option<Vec<Option<i128>>> = None;
         for b in &ledger {
             for r in 0..b.num_rows() {
-                expected = Some(
-                    (0..names.len())
-                        .map(|i| exact(b, i, r))
-                        .collect::<Result<Vec<_>>>()?,
-                );
+                let values = (1..=def.measures.len())
+                    .map(|i| exact(b, i, r))
+                    .collect::<Result<Vec<_>>>()?;
+                self.expected.insert(string(b, 0, r)?, values);
             }
         }
-        if expected.is_some() {
-            self.months_expected += 1;
-        }
-        let want = expected.unwrap_or_default();
-        let sums: Vec<String> = names.iter().map(|n| format!("SUM({n})")).collect();
-        let cube = ctx
-            .sql(&format!(
-                "SELECT {SET_COLUMN}, {} FROM {table}{filter} GROUP BY {SET_COLUMN}",
-                sums.join(", ")
-            ))
-            .await?
-            .collect()
-            .await?;
-        for b in &cube {
+        Ok(())
+    }
+
+    /// Checks `month`'s cube rows (`rows`, every grouping set, in the stored columns) against
+    /// the ledger ([`CubeChecks::expect`] must have computed the month) and against
+    /// themselves (rollups).
+    pub(crate) fn month(&mut self, month: &str, rows: &[RecordBatch]) -> Result<()> {
+        self.totals_of(month, rows)?;
+        self.rollups_of(rows)
+    }
+
+    fn totals_of(&mut self, month: &str, rows: &[RecordBatch]) -> Result<()> {
+        let def = self.def;
+        let want = match self.expected.get(month) {
+            Some(values) => {
+                self.months_expected += 1;
+                values.clone()
+            }
+            None => Vec::new(),
+        };
+        // Grouping set → the sum of each measure over its rows.
+        let mut sums: BTreeMap<String, Vec<i128>> = BTreeMap::new();
+        for b in rows {
+            let labels = labels(b)?;
+            let measures = measure_columns(def, b)?;
             for r in 0..b.num_rows() {
-                let set = string(b, 0, r)?;
-                let entry = self.totals.entry(set).or_default();
-                entry.compared += 1;
-                for (i, name) in names.iter().enumerate() {
-                    let got = exact(b, i + 1, r)?.unwrap_or(0);
-                    let exp = want.get(i).copied().flatten().unwrap_or(0);
-                    if got != exp && entry.first_difference.is_none() {
-                        entry.first_difference = Some(Difference {
-                            month: month.to_string(),
-                            measure: (*name).to_string(),
-                            expected: exp,
-                            actual: got,
-                        });
-                    }
+                let set = labels.value(r);
+                let entry = match sums.get_mut(set) {
+                    Some(e) => e,
+                    None => sums
+                        .entry(set.to_string())
+                        .or_insert_with(|| vec![0; def.measures.len()]),
+                };
+                for (sum, col) in entry.iter_mut().zip(&measures) {
+                    *sum = sum.saturating_add(exact_at(col, r)?.unwrap_or(0));
+                }
+            }
+        }
+        for (set, got) in sums {
+            let entry = self.totals.entry(set).or_default();
+            entry.compared += 1;
+            for ((m, got), exp) in def.measures.iter().zip(got).zip(
+                want.iter()
+                    .copied()
+                    .map(|e| e.unwrap_or(0))
+                    .chain(std::iter::repeat(0)),
+            ) {
+                if got != exp && entry.first_difference.is_none() {
+                    entry.first_difference = Some(Difference {
+                        month: month.to_string(),
+                        measure: m.name.clone(),
+                        expected: exp,
+                        actual: got,
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    /// Compares every coarser grouping set of `month` with the finest one summed to its
-    /// dimensions. A month at a time: the comparison holds both sides' rows in hash tables
-    /// (EXCEPT), and a month of a fine cube is what fits (at scale 10, `sku_campaign` is
-    /// 7.3 M rows, over half a million a month; all months at once is the likely reason
-    /// `amoeba check` went past 10 GiB there).
-    async fn rollups_of(&mut self, ctx: &SessionContext, table: &str, month: &str) -> Result<()> {
+    /// Compares every coarser grouping set of a month with the finest one summed to its
+    /// dimensions, as SQL's `EXCEPT` both ways would: the distinct rows (dimensions and
+    /// measures) of either side that the other lacks. A month at a time: at scale 10 a month
+    /// of `sku_campaign` is over half a million rows, and all months at once would not fit.
+    fn rollups_of(&mut self, rows: &[RecordBatch]) -> Result<()> {
         let def = self.def;
         let Some(finest) = def.grouping_sets.first() else {
             return Ok(());
         };
-        let filter = month_filter(Some(&[month.to_string()]));
+        let finest_label = CubeDef::set_label(finest);
         for set in def.grouping_sets.iter().skip(1) {
             if !set.iter().all(|d| finest.contains(d)) {
                 continue;
             }
-            let dims: Vec<&str> = set.iter().map(|d| d.column()).collect();
-            let stored: Vec<String> = def.measures.iter().map(|m| m.name.clone()).collect();
-            let summed: Vec<String> = def
-                .measures
-                .iter()
-                .map(|m| {
-                    let t = match plan::measure_type(&m.kind) {
-                        DataType::Int64 => "BIGINT",
-                        _ => "DECIMAL(38,2)",
-                    };
-                    format!("CAST(SUM({n}) AS {t}) AS {n}", n = m.name)
-                })
-                .collect();
-            let label = |s: &[amoeba_catalog::Dimension]| {
-                amoeba_catalog::mapping::sql_string(&CubeDef::set_label(s))
-            };
-            let mine = format!(
-                "SELECT {}, {} FROM {table}{filter} AND {SET_COLUMN} = {}",
-                dims.join(", "),
-                stored.join(", "),
-                label(set)
-            );
-            let children = format!(
-                "SELECT {}, {} FROM {table}{filter} AND {SET_COLUMN} = {} GROUP BY {}",
-                dims.join(", "),
-                summed.join(", "),
-                label(finest),
-                dims.join(", ")
-            );
-            let count = |a: &str, b: &str| format!("SELECT COUNT(*) FROM (({a}) EXCEPT ({b}))");
-            let differ = self.rollups.entry(CubeDef::set_label(set)).or_insert(0);
-            for sql in [count(&mine, &children), count(&children, &mine)] {
-                for b in ctx.sql(&sql).await?.collect().await? {
-                    if b.num_rows() > 0 {
-                        *differ += exact(&b, 0, 0)?.unwrap_or(0);
+            let label = CubeDef::set_label(set);
+            let converter = RowConverter::new(
+                set.iter()
+                    .map(|d| SortField::new(plan::dimension_type(*d)))
+                    .collect(),
+            )?;
+            // The finest rows summed to the set's dimensions, and the set's own rows.
+            let mut children: HashMap<Vec<u8>, Vec<Option<i128>>> = HashMap::new();
+            let mut mine: HashSet<KeyedMeasures> = HashSet::new();
+            for b in rows {
+                let labels = labels(b)?;
+                let dims = set
+                    .iter()
+                    .map(|d| {
+                        let col = b.column(b.schema().index_of(d.column())?);
+                        Ok(cast(col, &plan::dimension_type(*d))?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let keys = converter.convert_columns(&dims)?;
+                let measures = measure_columns(def, b)?;
+                for r in 0..b.num_rows() {
+                    let of = labels.value(r);
+                    if of == finest_label {
+                        let sums = children
+                            .entry(keys.row(r).as_ref().to_vec())
+                            .or_insert_with(|| vec![None; measures.len()]);
+                        for (sum, col) in sums.iter_mut().zip(&measures) {
+                            if let Some(v) = exact_at(col, r)? {
+                                *sum = Some(sum.unwrap_or(0).saturating_add(v));
+                            }
+                        }
+                    } else if of == label {
+                        let values = measures
+                            .iter()
+                            .map(|col| exact_at(col, r))
+                            .collect::<Result<Vec<_>>>()?;
+                        mine.insert((keys.row(r).as_ref().to_vec(), values));
                     }
                 }
             }
+            let children: HashSet<KeyedMeasures> = children.into_iter().collect();
+            let differ = mine.difference(&children).count() + children.difference(&mine).count();
+            *self.rollups.entry(label).or_insert(0) += differ as i128;
         }
         Ok(())
     }
@@ -392,4 +451,165 @@ async fn months_of(ctx: &SessionContext, table: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use amoeba_catalog::Dimension;
+    use amoeba_catalog::cube::{Measure, MeasureKind};
+    use datafusion::arrow::array::{Decimal128Array, Int64Array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    /// month × platform × shop, kept at (month, platform, shop) and (month, platform).
+    fn def() -> CubeDef {
+        let finest = vec![Dimension::Month, Dimension::Platform, Dimension::ShopId];
+        CubeDef {
+            name: "t".into(),
+            description: String::new(),
+            dimensions: finest.clone(),
+            measures: vec![
+                Measure {
+                    name: "revenue".into(),
+                    kind: MeasureKind::Accounts(vec!["gross_sales".into()]),
+                },
+                Measure {
+                    name: "units".into(),
+                    kind: MeasureKind::UnitsSold,
+                },
+            ],
+            kpis: Vec::new(),
+            grouping_sets: vec![finest, vec![Dimension::Month, Dimension::Platform]],
+            retention: Duration::ZERO,
+            on_new_exports: true,
+            schedule: None,
+            line: 0,
+        }
+    }
+
+    /// A cube row: (set, platform, shop, revenue in cents, units).
+    type Line<'a> = (&'a str, &'a str, Option<&'a str>, i128, i64);
+
+    fn rows(def: &CubeDef, rows: &[Line<'_>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(SET_COLUMN, DataType::Utf8, false),
+            Field::new("month", DataType::Utf8, false),
+            Field::new("platform", DataType::Utf8, true),
+            Field::new("shop_id", DataType::Utf8, true),
+            Field::new("revenue", DataType::Decimal128(38, 2), true),
+            Field::new("units", DataType::Int64, true),
+        ]));
+        assert_eq!(schema.fields().len(), plan::schema(def).fields().len());
+        let text = |f: &dyn Fn(&Line<'_>) -> Option<String>| {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+        };
+        RecordBatch::try_new(
+            schema,
+            vec![
+                text(&|r| Some(r.0.to_string())),
+                text(&|_| Some("2025-12".to_string())),
+                text(&|r| Some(r.1.to_string())),
+                text(&|r| r.2.map(str::to_string)),
+                Arc::new(
+                    Decimal128Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+                        .with_precision_and_scale(38, 2)
+                        .expect("decimal"),
+                ),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("batch")
+    }
+
+    fn checked(
+        def: &CubeDef,
+        batches: &[RecordBatch],
+        revenue: i128,
+        units: i128,
+    ) -> Vec<CheckRow> {
+        let mut checks = CubeChecks::new(def);
+        checks
+            .expected
+            .insert("2025-12".into(), vec![Some(revenue), Some(units)]);
+        checks.month("2025-12", batches).expect("checked");
+        checks.rows()
+    }
+
+    const FINE: &str = "month,platform,shop_id";
+    const COARSE: &str = "month,platform";
+
+    #[test]
+    fn a_month_in_memory_passes_when_it_sums_and_fails_where_it_does_not() {
+        let def = def();
+        // Split over two batches: a group's children may be in either.
+        let good = [
+            rows(
+                &def,
+                &[
+                    (FINE, "jd", Some("jd-1"), 1000, 1),
+                    (FINE, "tmall", Some("tm-1"), 250, 2),
+                ],
+            ),
+            rows(
+                &def,
+                &[
+                    (FINE, "tmall", Some("tm-2"), 750, 3),
+                    (COARSE, "jd", None, 1000, 1),
+                    (COARSE, "tmall", None, 1000, 5),
+                ],
+            ),
+        ];
+        let report = checked(&def, &good, 2000, 6);
+        assert!(report.iter().all(|c| c.status == Status::Ok), "{report:#?}");
+        assert_eq!(report.len(), 3, "two totals and one rollup: {report:#?}");
+
+        // The ledger says otherwise: both sets' totals fail, naming the measure.
+        let report = checked(&def, &good, 2001, 6);
+        let totals: Vec<_> = report.iter().filter(|c| c.check == "cube_totals").collect();
+        assert!(
+            totals.iter().all(|c| c.status == Status::Fail),
+            "{report:#?}"
+        );
+        assert!(totals[0].detail.contains("revenue"), "{}", totals[0].detail);
+
+        // A coarse row that is not the sum of its children: it is in neither side's rows.
+        let bad = [rows(
+            &def,
+            &[
+                (FINE, "jd", Some("jd-1"), 1000, 1),
+                (FINE, "tmall", Some("tm-1"), 250, 2),
+                (FINE, "tmall", Some("tm-2"), 750, 3),
+                (COARSE, "jd", None, 1000, 1),
+                (COARSE, "tmall", None, 1000, 4),
+            ],
+        )];
+        let report = checked(&def, &bad, 2000, 6);
+        let rollup = report
+            .iter()
+            .find(|c| c.check == "cube_rollup")
+            .expect("rollup row");
+        assert_eq!(rollup.status, Status::Fail, "{report:#?}");
+        assert_eq!(rollup.actual, Some(2), "{}", rollup.detail);
+
+        // A coarse row missing: the children's sum has no row to match.
+        let missing = [rows(
+            &def,
+            &[
+                (FINE, "jd", Some("jd-1"), 1000, 1),
+                (FINE, "tmall", Some("tm-1"), 1000, 5),
+                (COARSE, "tmall", None, 1000, 5),
+            ],
+        )];
+        let report = checked(&def, &missing, 2000, 6);
+        let rollup = report
+            .iter()
+            .find(|c| c.check == "cube_rollup")
+            .expect("rollup row");
+        assert_eq!(rollup.actual, Some(1), "{report:#?}");
+    }
 }

@@ -52,7 +52,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
-use crate::fingerprint;
+use crate::fingerprint::{self, Fingerprint};
 use crate::ledger::{CheckRow, LedgerManifest, Status};
 use crate::objects::{self, next_version, now_ms};
 use crate::session::CATALOG_NAME;
@@ -330,8 +330,37 @@ fn month_inputs(
     Ok(months)
 }
 
-/// The table a month of a cube is checked in before it is written.
-const MONTH_TABLE: &str = "cube_month";
+/// The most ledger rows one leaf query of a cube reads: the rebuilt months are built in runs
+/// of consecutive months up to this many rows (a month over it is a run of its own). A
+/// refresh by delta rebuilds a few months and builds them in one query, where a query per
+/// month cost a plan and a pass over the files each; a full build of a large ledger keeps to
+/// about a month in memory at a time, as a month at scale 10 is about this many rows.
+const LEAF_ROWS_PER_RUN: u64 = 4_000_000;
+
+/// `months` in order, cut into runs of at most [`LEAF_ROWS_PER_RUN`] ledger rows (from the
+/// ledger manifest's fingerprints; a month without a count is a run of its own).
+fn month_runs(months: &[String], ledger: &LedgerManifest) -> Vec<Vec<String>> {
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    let mut rows_in_last = 0u64;
+    for month in months {
+        let rows = ledger
+            .months
+            .get(month)
+            .and_then(|f| Fingerprint::rows_of(f))
+            .unwrap_or(LEAF_ROWS_PER_RUN);
+        match runs.last_mut() {
+            Some(run) if rows_in_last.saturating_add(rows) <= LEAF_ROWS_PER_RUN => {
+                run.push(month.clone());
+                rows_in_last += rows;
+            }
+            _ => {
+                runs.push(vec![month.clone()]);
+                rows_in_last = rows;
+            }
+        }
+    }
+    runs
+}
 
 /// The ledger's totals by month and account ([`check::ledger_totals`]) of the months the
 /// cubes of one refresh rebuild, each month summed once for all of them.
@@ -423,19 +452,18 @@ async fn refresh_one(
     let schema = plan::schema(def);
     // Month → (file, rows, rows per set) of the months this refresh writes.
     let mut files: BTreeMap<String, (String, u64, BTreeMap<String, u64>)> = BTreeMap::new();
-    // Month by month (every grouping set keeps the month): what is in memory at once is one
-    // month's leaf and sets, however many months the ledger has.
+    // A run of months at a time (every grouping set keeps the month): what is in memory at
+    // once is a run's leaf and sets, however many months the ledger has.
     let (mut leaf_time, mut sets_time, mut check_time, mut write_time) = (
         Duration::ZERO,
         Duration::ZERO,
         Duration::ZERO,
         Duration::ZERO,
     );
-    for month in &rebuild {
+    checks.expect(&ctx, &rebuild).await?;
+    for run in month_runs(&rebuild, ledger) {
         let phase = Instant::now();
-        let leaf = ctx
-            .sql(&plan::leaf_sql(def, std::slice::from_ref(month)))
-            .await?;
+        let leaf = ctx.sql(&plan::leaf_sql(def, &run)).await?;
         let leaf_schema: SchemaRef = Arc::new(leaf.schema().as_arrow().clone());
         let leaf = leaf.collect().await?;
         ctx.deregister_table(plan::LEAF_TABLE)?;
@@ -453,26 +481,22 @@ async fn refresh_one(
             .iter()
             .map(|b| conform(b, &schema))
             .collect::<Result<_>>()?;
-        let part = month_rows(&rows, month)?;
-        drop(rows);
         sets_time += phase.elapsed();
-        // Checked before it is written: the month's totals against the ledger's, its
-        // coarser sets against the finest one summed.
-        let phase = Instant::now();
-        ctx.register_table(
-            MONTH_TABLE,
-            Arc::new(MemTable::try_new(Arc::clone(&schema), vec![part.clone()])?),
-        )?;
-        checks.month(&ctx, MONTH_TABLE, month).await?;
-        ctx.deregister_table(MONTH_TABLE)?;
-        check_time += phase.elapsed();
-        let phase = Instant::now();
-        let n = part.iter().map(|b| b.num_rows() as u64).sum();
-        let sets = rows_per_set(&part)?;
-        let bytes = to_parquet(&schema, &part)?;
-        let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
-        files.insert(month.clone(), (file, n, sets));
-        write_time += phase.elapsed();
+        for month in &run {
+            let part = month_rows(&rows, month)?;
+            // Checked before it is written: the month's totals against the ledger's, its
+            // coarser sets against the finest one summed.
+            let phase = Instant::now();
+            checks.month(month, &part)?;
+            check_time += phase.elapsed();
+            let phase = Instant::now();
+            let n = part.iter().map(|b| b.num_rows() as u64).sum();
+            let sets = rows_per_set(&part)?;
+            let bytes = to_parquet(&schema, &part)?;
+            let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
+            files.insert(month.clone(), (file, n, sets));
+            write_time += phase.elapsed();
+        }
     }
     ctx.deregister_table(plan::LEAF_TABLE)?;
     let old: BTreeMap<String, Partition> = current
@@ -848,4 +872,58 @@ pub async fn check_published_warehouse(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(months: &[(&str, &str)]) -> LedgerManifest {
+        LedgerManifest {
+            version: "v1".into(),
+            published_at_ms: 0,
+            rows: 0,
+            months: months
+                .iter()
+                .map(|(m, f)| (m.to_string(), f.to_string()))
+                .collect(),
+            inputs: None,
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn months_are_built_in_runs_that_stay_under_the_row_budget() {
+        let half = LEAF_ROWS_PER_RUN / 2;
+        let ledger = ledger(&[
+            ("2025-01", &format!("{half}:00")),
+            ("2025-02", &format!("{half}:00")),
+            ("2025-03", "1:00"),
+            ("2025-04", &format!("{}:00", LEAF_ROWS_PER_RUN * 2)),
+            ("2025-05", "10:00"),
+            ("2025-06", "not a fingerprint"),
+            ("2025-07", "10:00"),
+        ]);
+        let months: Vec<String> = ledger.months.keys().cloned().collect();
+        let runs = month_runs(&months, &ledger);
+        let names: Vec<Vec<&str>> = runs
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                vec!["2025-01", "2025-02"],
+                vec!["2025-03"],
+                vec!["2025-04"],
+                vec!["2025-05"],
+                vec!["2025-06"],
+                vec!["2025-07"],
+            ]
+        );
+        // A month the ledger does not have (hours only) is a run of its own, too.
+        let runs = month_runs(&["2025-05".into(), "2030-01".into()], &ledger);
+        assert_eq!(runs.len(), 2);
+        assert!(month_runs(&[], &ledger).is_empty());
+    }
 }

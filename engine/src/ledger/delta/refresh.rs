@@ -40,6 +40,7 @@ use super::{
     month_rows, net_delta, order_rows, sql_list,
 };
 use crate::error::{EngineError, Result};
+use crate::fingerprint::Fingerprint;
 use crate::inputs::InputChanges;
 use crate::ledger::checks::{self, CheckRow, CheckSums, Status};
 use crate::ledger::closure::{self, ChangeSince, ClosureKeys};
@@ -202,7 +203,7 @@ pub(crate) async fn refresh(
     months.extend(merged.fingerprints()?);
     let rows = months
         .values()
-        .filter_map(|f| f.split(':').next()?.parse::<usize>().ok())
+        .filter_map(|f| usize::try_from(Fingerprint::rows_of(f)?).ok())
         .sum();
     log::info!(
         "delta from {}: {} month(s) rewritten, {} carried over ({:.2}s)",
