@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use amoeba_catalog::cube::CubeDef;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int64Type, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -21,22 +23,33 @@ use crate::ledger::{CheckRow, LEDGER_TABLE, Status};
 
 /// Reads column `i` of `batch` row `r` as an exact integer (cents or a count).
 fn exact(batch: &RecordBatch, i: usize, r: usize) -> Result<Option<i128>> {
-    exact_at(batch.column(i), r)
+    Ok(Exact::of(batch.column(i))?.get(r))
 }
 
-/// Reads row `r` of `col` as an exact integer (cents or a count).
-fn exact_at(col: &ArrayRef, r: usize) -> Result<Option<i128>> {
-    if col.is_null(r) {
-        return Ok(None);
+/// A measure column read as exact integers: cents (a decimal) or a count.
+enum Exact {
+    Cents(Decimal128Array),
+    Count(Int64Array),
+}
+
+impl Exact {
+    fn of(col: &ArrayRef) -> Result<Self> {
+        Ok(match col.data_type() {
+            DataType::Decimal128(..) => Exact::Cents(col.as_primitive::<Decimal128Type>().clone()),
+            _ => Exact::Count(
+                cast(col, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+        })
     }
-    Ok(Some(match col.data_type() {
-        DataType::Decimal128(..) => col.as_primitive::<Decimal128Type>().value(r),
-        DataType::Int64 => i128::from(col.as_primitive::<Int64Type>().value(r)),
-        _ => {
-            let c = cast(col, &DataType::Int64)?;
-            i128::from(c.as_primitive::<Int64Type>().value(r))
+
+    fn get(&self, r: usize) -> Option<i128> {
+        match self {
+            Exact::Cents(a) => a.is_valid(r).then(|| a.value(r)),
+            Exact::Count(a) => a.is_valid(r).then(|| i128::from(a.value(r))),
         }
-    }))
+    }
 }
 
 fn string(batch: &RecordBatch, i: usize, r: usize) -> Result<String> {
@@ -59,10 +72,10 @@ fn labels(batch: &RecordBatch) -> Result<StringArray> {
 }
 
 /// The measure columns of `batch`, in the order of `def`.
-fn measure_columns(def: &CubeDef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+fn measure_columns(def: &CubeDef, batch: &RecordBatch) -> Result<Vec<Exact>> {
     def.measures
         .iter()
-        .map(|m| Ok(Arc::clone(batch.column(batch.schema().index_of(&m.name)?))))
+        .map(|m| Exact::of(batch.column(batch.schema().index_of(&m.name)?)))
         .collect()
 }
 
@@ -249,7 +262,7 @@ impl<'a> CubeChecks<'a> {
                         .or_insert_with(|| vec![0; def.measures.len()]),
                 };
                 for (sum, col) in entry.iter_mut().zip(&measures) {
-                    *sum = sum.saturating_add(exact_at(col, r)?.unwrap_or(0));
+                    *sum = sum.saturating_add(col.get(r).unwrap_or(0));
                 }
             }
         }
@@ -298,6 +311,7 @@ impl<'a> CubeChecks<'a> {
             // The finest rows summed to the set's dimensions, and the set's own rows.
             let mut children: HashMap<Vec<u8>, Vec<Option<i128>>> = HashMap::new();
             let mut mine: HashSet<KeyedMeasures> = HashSet::new();
+            let fresh = || vec![None; def.measures.len()];
             for b in rows {
                 let labels = labels(b)?;
                 let dims = set
@@ -312,25 +326,33 @@ impl<'a> CubeChecks<'a> {
                 for r in 0..b.num_rows() {
                     let of = labels.value(r);
                     if of == finest_label {
-                        let sums = children
-                            .entry(keys.row(r).as_ref().to_vec())
-                            .or_insert_with(|| vec![None; measures.len()]);
+                        let key = keys.row(r);
+                        // Looked up by the borrowed key: a group is allocated once.
+                        let sums = match children.get_mut(key.as_ref()) {
+                            Some(sums) => sums,
+                            None => children.entry(key.as_ref().to_vec()).or_insert_with(fresh),
+                        };
                         for (sum, col) in sums.iter_mut().zip(&measures) {
-                            if let Some(v) = exact_at(col, r)? {
+                            if let Some(v) = col.get(r) {
                                 *sum = Some(sum.unwrap_or(0).saturating_add(v));
                             }
                         }
                     } else if of == label {
-                        let values = measures
-                            .iter()
-                            .map(|col| exact_at(col, r))
-                            .collect::<Result<Vec<_>>>()?;
+                        let values = measures.iter().map(|col| col.get(r)).collect();
                         mine.insert((keys.row(r).as_ref().to_vec(), values));
                     }
                 }
             }
-            let children: HashSet<KeyedMeasures> = children.into_iter().collect();
-            let differ = mine.difference(&children).count() + children.difference(&mine).count();
+            // As `EXCEPT` both ways: distinct rows of one side the other lacks.
+            let lacking_children = mine
+                .iter()
+                .filter(|(key, values)| children.get(key) != Some(values))
+                .count();
+            let lacking_mine = children
+                .into_iter()
+                .filter(|row| !mine.contains(row))
+                .count();
+            let differ = lacking_children + lacking_mine;
             *self.rollups.entry(label).or_insert(0) += differ as i128;
         }
         Ok(())

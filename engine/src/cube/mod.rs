@@ -46,14 +46,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::ledger::{CheckRow, LedgerManifest, Status};
+use crate::ledger::{CheckRow, LedgerManifest, RowsInMemory, Status};
 use crate::objects::{self, next_version, now_ms};
 use crate::session::CATALOG_NAME;
 
@@ -169,13 +166,16 @@ struct Inputs {
 }
 
 /// Refreshes the model's cubes (or `options.only`) from the published ledger `ledger`.
-/// `ctx` serves the warehouse (the `skus` and `hours` views are read from it). One cube's
+/// `ctx` serves the warehouse (the `skus` and `hours` views are read from it). `rows` are
+/// the ledger's rows still in memory from building it, if any: a cube whose rebuilt months
+/// are all there reads them from memory instead of from the version's files. One cube's
 /// failure does not stop the others: it is reported in its status.
 pub async fn refresh(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     model: &Model,
     ledger: &LedgerManifest,
+    rows: Option<RowsInMemory<'_>>,
     options: &RefreshOptions,
 ) -> Result<Vec<CubeStatus>> {
     if let Some(only) = &options.only
@@ -235,6 +235,7 @@ pub async fn refresh(
             warehouse,
             def,
             ledger,
+            rows,
             &inputs,
             &mut ledger_totals,
             options.full,
@@ -404,6 +405,7 @@ async fn refresh_one(
     warehouse: &Warehouse,
     def: &CubeDef,
     ledger: &LedgerManifest,
+    rows: Option<RowsInMemory<'_>>,
     inputs: &Inputs,
     ledger_totals: &mut LedgerTotals,
     full: bool,
@@ -439,7 +441,26 @@ async fn refresh_one(
     let version = next_version(current.as_ref().map(|m| m.version.as_str()));
     let ctx = SessionContext::new();
     amoeba_udfs::register_all(&ctx).map_err(datafusion::error::DataFusionError::from)?;
-    crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?;
+    let in_memory = rows.filter(|rows| rebuild.iter().all(|m| rows.holds(m)));
+    let read_from = if in_memory.is_some() {
+        "memory"
+    } else {
+        "the version's files"
+    };
+    match in_memory {
+        Some(rows) => {
+            let schema = rows
+                .batches
+                .first()
+                .map(RecordBatch::schema)
+                .unwrap_or_else(crate::ledger::ledger_schema);
+            ctx.register_table(
+                crate::ledger::LEDGER_TABLE,
+                Arc::new(MemTable::try_new(schema, vec![rows.batches.to_vec()])?),
+            )?;
+        }
+        None => crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?,
+    }
     register_batch(&ctx, plan::UNITS_TABLE, &inputs.units)?;
     if let Some(skus) = &inputs.skus {
         register_batch(&ctx, plan::SKUS_TABLE, skus)?;
@@ -492,7 +513,7 @@ async fn refresh_one(
             let phase = Instant::now();
             let n = part.iter().map(|b| b.num_rows() as u64).sum();
             let sets = rows_per_set(&part)?;
-            let bytes = to_parquet(&schema, &part)?;
+            let bytes = to_parquet(&schema, &part, &format!("cube {} {month}", def.name))?;
             let file = store::write_partition(warehouse, &def.name, &version, month, bytes).await?;
             files.insert(month.clone(), (file, n, sets));
             write_time += phase.elapsed();
@@ -536,7 +557,8 @@ async fn refresh_one(
 
     let checks = checks.rows();
     log::debug!(
-        "cube {}: {} month(s): leaf {:.2}s, grouping sets {:.2}s, checked {:.2}s, written {:.2}s",
+        "cube {}: {} month(s), the ledger's rows read from {read_from}: leaf {:.2}s, \
+         grouping sets {:.2}s, checked {:.2}s, written {:.2}s",
         def.name,
         rebuild.len(),
         leaf_time.as_secs_f64(),
@@ -609,19 +631,11 @@ fn rows_per_set(batches: &[RecordBatch]) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let parquet = |e: datafusion::parquet::errors::ParquetError| {
-        EngineError::from(datafusion::error::DataFusionError::from(e))
-    };
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props)).map_err(parquet)?;
-    for b in batches {
-        writer.write(b).map_err(parquet)?;
-    }
-    writer.into_inner().map_err(parquet)
+/// A month of a cube as a Parquet file's bytes (ZSTD, its columns encoded in parallel as the
+/// ledger's own files are: `ledger::batch_to_parquet`).
+fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch], what: &str) -> Result<Vec<u8>> {
+    let rows = datafusion::arrow::compute::concat_batches(schema, batches)?;
+    crate::ledger::batch_to_parquet(&rows, what)
 }
 
 /// The table of a manifest's files (an empty table for a cube without months).
