@@ -454,9 +454,10 @@ async fn refresh_one(
                 .first()
                 .map(RecordBatch::schema)
                 .unwrap_or_else(crate::ledger::ledger_schema);
+            let partitions = spread(rows.batches, ctx.copied_config().target_partitions());
             ctx.register_table(
                 crate::ledger::LEDGER_TABLE,
-                Arc::new(MemTable::try_new(schema, vec![rows.batches.to_vec()])?),
+                Arc::new(MemTable::try_new(schema, partitions)?),
             )?;
         }
         None => crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?,
@@ -581,6 +582,24 @@ async fn refresh_one(
     };
     store::publish(warehouse, &manifest).await?;
     Ok((Outcome::Rebuilt(rebuild), checks))
+}
+
+/// `batches` cut into slices of at most 64 Ki rows (no copy) and dealt round the
+/// `partitions`: a delta's months are a few large batches, and a table of them as one
+/// partition would be scanned, filtered and aggregated on one core.
+fn spread(batches: &[RecordBatch], partitions: usize) -> Vec<Vec<RecordBatch>> {
+    const SLICE_ROWS: usize = 64 * 1024;
+    let mut out: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.max(1)];
+    let slices = batches.iter().flat_map(|b| {
+        (0..b.num_rows())
+            .step_by(SLICE_ROWS)
+            .map(move |at| b.slice(at, SLICE_ROWS.min(b.num_rows() - at)))
+    });
+    let n = out.len();
+    for (i, slice) in slices.enumerate() {
+        out[i % n].push(slice);
+    }
+    out
 }
 
 fn register_batch(ctx: &SessionContext, name: &str, batch: &RecordBatch) -> Result<()> {
@@ -904,6 +923,38 @@ mod tests {
             inputs: None,
             checks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn rows_in_memory_are_spread_over_the_partitions_in_slices() {
+        let batch = |n: i64| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)])),
+                vec![Arc::new(Int64Array::from((0..n).collect::<Vec<_>>()))],
+            )
+            .expect("batch")
+        };
+        let batches = [batch(150_000), batch(10)];
+        let parts = spread(&batches, 2);
+        assert_eq!(parts.len(), 2);
+        let sizes: Vec<Vec<usize>> = parts
+            .iter()
+            .map(|p| p.iter().map(RecordBatch::num_rows).collect())
+            .collect();
+        assert_eq!(sizes, vec![vec![65_536, 18_928], vec![65_536, 10]]);
+        // Every row once: the first batch's slices in order, then the second's.
+        let first: Vec<i64> = [&parts[0][0], &parts[1][0], &parts[0][1]]
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(first, (0..150_000).collect::<Vec<_>>());
+        assert_eq!(spread(&batches, 0).len(), 1);
+        assert!(spread(&[], 2).iter().all(Vec::is_empty));
     }
 
     #[test]
