@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
@@ -17,7 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::fingerprint;
 use crate::ledger::sources::{LEDGER_COLUMNS, MONTH_RULE_SOURCES};
 use crate::ledger::{
-    LEDGER_ORDER, LEDGER_TABLE, conform_to, decimal_named, ledger_projection, named, register,
+    LEDGER_ORDER, LEDGER_TABLE, conform_to, decimal_named, lap, ledger_projection, named, register,
     register_rows, string_col,
 };
 use crate::session::new_session;
@@ -65,6 +66,7 @@ pub async fn merge_months(
     net: &[RecordBatch],
     rules: &MonthDelta,
 ) -> Result<MergedMonths> {
+    let mut lap_started = Instant::now();
     let ctx = new_session()?;
     let mut months = rules.months.clone();
     if register_rows(&ctx, "m_net", net)? {
@@ -107,6 +109,7 @@ pub async fn merge_months(
         )),
     )
     .await?;
+    lap(&mut lap_started, "merge: the published months read");
     let schema = old.schema();
     let mut parts = vec![old];
     register(&ctx, "m_rules", rules.rows.clone())?;
@@ -118,7 +121,9 @@ pub async fn merge_months(
     parts.push(conform_to(&new, &schema, "the delta's rows")?);
     let all = concat_batches(&schema, &parts)?;
     drop(parts);
+    lap(&mut lap_started, "merge: the delta's rows");
     let merged = summed_in_order(&all)?;
+    lap(&mut lap_started, "merge: summed in order");
     Ok(MergedMonths {
         months,
         batches: vec![merged],

@@ -1,6 +1,7 @@
 //! Re-costing the chains a change touches ([`cost_rows`]).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use amoeba_catalog::model::Model;
 use datafusion::arrow::array::RecordBatch;
@@ -8,7 +9,7 @@ use datafusion::arrow::array::RecordBatch;
 use super::{Side, collect_one};
 use crate::error::{EngineError, Result};
 use crate::ledger::cost::{self, Stock};
-use crate::ledger::{base_sql, register, sources, stock, utf8_named};
+use crate::ledger::{base_sql, lap, register, sources, stock, utf8_named};
 use crate::session::new_session;
 
 /// The costing side of a change: the chains (SKU × warehouse) whose movements it changes,
@@ -79,12 +80,14 @@ pub async fn cost_rows(
     last_month: Option<&str>,
 ) -> Result<CostDelta> {
     let step = |what: &str, e: EngineError| EngineError::ledger(format!("re-costing: {what}: {e}"));
+    let mut lap_started = Instant::now();
     let old_moves = keyed_moves(old, model)
         .await
         .map_err(|e| step("the old side's movements", e))?;
     let new_moves = keyed_moves(new, model)
         .await
         .map_err(|e| step("the new side's movements", e))?;
+    lap(&mut lap_started, "re-costing: the two sides' movements");
     let ctx = new_session()?;
     register(&ctx, "d_old", old_moves)?;
     register(&ctx, "d_new", new_moves)?;
@@ -104,6 +107,7 @@ pub async fn cost_rows(
     )
     .await
     .map_err(|e| step("the changed chains", e))?;
+    lap(&mut lap_started, "re-costing: the changed chains");
     register(&ctx, "d_chains", chains.clone())?;
     let from = "JOIN d_chains c ON c.sku = p.sku AND c.warehouse = p.warehouse";
     let replaced = collect_one(
@@ -116,6 +120,7 @@ pub async fn cost_rows(
     )
     .await
     .map_err(|e| step("the replaced movements", e))?;
+    lap(&mut lap_started, "re-costing: the replaced movements");
     // Every published movement of K's lines in a changed chain from its month on is on the
     // old side: all of them give way to the new side's.
     let moves = collect_one(
@@ -134,6 +139,7 @@ pub async fn cost_rows(
     )
     .await
     .map_err(|e| step("the movements to cost", e))?;
+    lap(&mut lap_started, "re-costing: the movements to cost");
     let moves = cost::with_utf8_line(&moves)?;
     register(&ctx, "d_moves", moves.clone())?;
     // What the chains' earlier issues took, for the returns to come of the lines they issued.
@@ -150,6 +156,7 @@ pub async fn cost_rows(
     )
     .await
     .map_err(|e| step("the earlier issues", e))?;
+    lap(&mut lap_started, "re-costing: the earlier issues");
     let mut issued = cost::issued_by_chain(&earlier)?;
     // Each chain resumes at the end of the month before its first changed one; a chain with
     // no page there had no movement before it, and starts empty.
@@ -192,6 +199,7 @@ pub async fn cost_rows(
         Some(&mut book_pages),
     )?;
     let book = stock::book_batch(&book_pages, last_month)?;
+    lap(&mut lap_started, "re-costing: costed");
     Ok(CostDelta {
         chains,
         costed,

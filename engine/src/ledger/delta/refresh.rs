@@ -521,11 +521,15 @@ async fn delta_checks(
     cache(ctx, &Staging::Memory, "b_fees", &sources::fees(model)).await?;
     register(ctx, "b_costed", costed.clone())?;
     register(ctx, "b_stock", book.clone())?;
+    let mut lap_started = Instant::now();
     let sums = CheckSums {
         sources: checks::source_sums(ctx).await?,
         ledger: ledger_sums,
     };
-    Ok((checks::run(ctx, &sums).await?, sums))
+    lap(&mut lap_started, "checks: the source totals");
+    let report = checks::run(ctx, &sums).await?;
+    lap(&mut lap_started, "checks: compared");
+    Ok((report, sums))
 }
 
 /// The ledger's totals after a change: the published version's (`published`) of the months
