@@ -204,9 +204,7 @@ impl Refresher {
                 full,
                 ..RefreshOptions::default()
             };
-            done.extend(
-                cube::refresh(&self.ctx, &self.warehouse, model, &ledger, None, &options).await?,
-            );
+            done.extend(cube::refresh(&self.ctx, &self.warehouse, model, &ledger, &options).await?);
         }
         cube::register(&self.ctx, &self.warehouse, model, Some(&ledger)).await?;
         for status in &done {

@@ -213,7 +213,7 @@ pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) ->
         let manifest = ledger
             .publish(served.catalog.warehouse(), &served.ctx)
             .await?;
-        ledger.release_working_state();
+        ledger.release_rows();
         let options = RefreshOptions {
             inputs_newest_ms: options
                 .inputs_newest_ms
@@ -221,16 +221,7 @@ pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) ->
             ..options
         };
         let warehouse = served.catalog.warehouse();
-        served.cubes = cube::refresh(
-            &served.ctx,
-            warehouse,
-            &model,
-            &manifest,
-            ledger.rows_in_memory(),
-            &options,
-        )
-        .await?;
-        ledger.release_rows();
+        served.cubes = cube::refresh(&served.ctx, warehouse, &model, &manifest, &options).await?;
         cube::register(&served.ctx, warehouse, &model, Some(&manifest)).await?;
         // The status of every cube, refreshed this time or not.
         let mut statuses = served.cubes.clone();

@@ -50,7 +50,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::ledger::{CheckRow, LedgerManifest, RowsInMemory, Status};
+use crate::ledger::{CheckRow, LedgerManifest, Status};
 use crate::objects::{self, next_version, now_ms};
 use crate::session::CATALOG_NAME;
 
@@ -166,16 +166,13 @@ struct Inputs {
 }
 
 /// Refreshes the model's cubes (or `options.only`) from the published ledger `ledger`.
-/// `ctx` serves the warehouse (the `skus` and `hours` views are read from it). `rows` are
-/// the ledger's rows still in memory from building it, if any: a cube whose rebuilt months
-/// are all there reads them from memory instead of from the version's files. One cube's
+/// `ctx` serves the warehouse (the `skus` and `hours` views are read from it). One cube's
 /// failure does not stop the others: it is reported in its status.
 pub async fn refresh(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     model: &Model,
     ledger: &LedgerManifest,
-    rows: Option<RowsInMemory<'_>>,
     options: &RefreshOptions,
 ) -> Result<Vec<CubeStatus>> {
     if let Some(only) = &options.only
@@ -235,7 +232,6 @@ pub async fn refresh(
             warehouse,
             def,
             ledger,
-            rows,
             &inputs,
             &mut ledger_totals,
             options.full,
@@ -405,7 +401,6 @@ async fn refresh_one(
     warehouse: &Warehouse,
     def: &CubeDef,
     ledger: &LedgerManifest,
-    rows: Option<RowsInMemory<'_>>,
     inputs: &Inputs,
     ledger_totals: &mut LedgerTotals,
     full: bool,
@@ -441,27 +436,7 @@ async fn refresh_one(
     let version = next_version(current.as_ref().map(|m| m.version.as_str()));
     let ctx = SessionContext::new();
     amoeba_udfs::register_all(&ctx).map_err(datafusion::error::DataFusionError::from)?;
-    let in_memory = rows.filter(|rows| rebuild.iter().all(|m| rows.holds(m)));
-    let read_from = if in_memory.is_some() {
-        "memory"
-    } else {
-        "the version's files"
-    };
-    match in_memory {
-        Some(rows) => {
-            let schema = rows
-                .batches
-                .first()
-                .map(RecordBatch::schema)
-                .unwrap_or_else(crate::ledger::ledger_schema);
-            let partitions = spread(rows.batches, ctx.copied_config().target_partitions());
-            ctx.register_table(
-                crate::ledger::LEDGER_TABLE,
-                Arc::new(MemTable::try_new(schema, partitions)?),
-            )?;
-        }
-        None => crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?,
-    }
+    crate::ledger::register_published(&ctx, warehouse, &ledger.version).await?;
     register_batch(&ctx, plan::UNITS_TABLE, &inputs.units)?;
     if let Some(skus) = &inputs.skus {
         register_batch(&ctx, plan::SKUS_TABLE, skus)?;
@@ -558,8 +533,7 @@ async fn refresh_one(
 
     let checks = checks.rows();
     log::debug!(
-        "cube {}: {} month(s), the ledger's rows read from {read_from}: leaf {:.2}s, \
-         grouping sets {:.2}s, checked {:.2}s, written {:.2}s",
+        "cube {}: {} month(s): leaf {:.2}s, grouping sets {:.2}s, checked {:.2}s, written {:.2}s",
         def.name,
         rebuild.len(),
         leaf_time.as_secs_f64(),
@@ -582,24 +556,6 @@ async fn refresh_one(
     };
     store::publish(warehouse, &manifest).await?;
     Ok((Outcome::Rebuilt(rebuild), checks))
-}
-
-/// `batches` cut into slices of at most 64 Ki rows (no copy) and dealt round the
-/// `partitions`: a delta's months are a few large batches, and a table of them as one
-/// partition would be scanned, filtered and aggregated on one core.
-fn spread(batches: &[RecordBatch], partitions: usize) -> Vec<Vec<RecordBatch>> {
-    const SLICE_ROWS: usize = 64 * 1024;
-    let mut out: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.max(1)];
-    let slices = batches.iter().flat_map(|b| {
-        (0..b.num_rows())
-            .step_by(SLICE_ROWS)
-            .map(move |at| b.slice(at, SLICE_ROWS.min(b.num_rows() - at)))
-    });
-    let n = out.len();
-    for (i, slice) in slices.enumerate() {
-        out[i % n].push(slice);
-    }
-    out
 }
 
 fn register_batch(ctx: &SessionContext, name: &str, batch: &RecordBatch) -> Result<()> {
@@ -923,38 +879,6 @@ mod tests {
             inputs: None,
             checks: Vec::new(),
         }
-    }
-
-    #[test]
-    fn rows_in_memory_are_spread_over_the_partitions_in_slices() {
-        let batch = |n: i64| {
-            RecordBatch::try_new(
-                Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)])),
-                vec![Arc::new(Int64Array::from((0..n).collect::<Vec<_>>()))],
-            )
-            .expect("batch")
-        };
-        let batches = [batch(150_000), batch(10)];
-        let parts = spread(&batches, 2);
-        assert_eq!(parts.len(), 2);
-        let sizes: Vec<Vec<usize>> = parts
-            .iter()
-            .map(|p| p.iter().map(RecordBatch::num_rows).collect())
-            .collect();
-        assert_eq!(sizes, vec![vec![65_536, 18_928], vec![65_536, 10]]);
-        // Every row once: the first batch's slices in order, then the second's.
-        let first: Vec<i64> = [&parts[0][0], &parts[1][0], &parts[0][1]]
-            .iter()
-            .flat_map(|b| {
-                b.column(0)
-                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        assert_eq!(first, (0..150_000).collect::<Vec<_>>());
-        assert_eq!(spread(&batches, 0).len(), 1);
-        assert!(spread(&[], 2).iter().all(Vec::is_empty));
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub use store::{
     published_costed, published_ledger_sums, published_listing, published_month_inputs,
     published_stock,
 };
-pub(crate) use store::{batch_to_parquet, ledger_schema, register_published};
+pub(crate) use store::{batch_to_parquet, register_published};
 
 pub use allocation::MonthInputs;
 use allocation::{Drivers, Expense, MonthRow};
@@ -128,22 +128,6 @@ pub struct Ledger {
     /// The mapped rows it was built from, kept with the version for the next refresh by
     /// delta (`mapped.rs`), when built in memory.
     mapped: Option<mapped::MappedRows>,
-}
-
-/// Ledger rows held in memory ([`Ledger::rows_in_memory`]): every row of `months`.
-#[derive(Debug, Clone, Copy)]
-pub struct RowsInMemory<'a> {
-    /// The months the rows are, each whole (`None`: every month of the ledger).
-    pub months: Option<&'a std::collections::BTreeSet<String>>,
-    /// The rows, in the ledger's columns.
-    pub batches: &'a [RecordBatch],
-}
-
-impl RowsInMemory<'_> {
-    /// Whether every row of `month` is here.
-    pub fn holds(&self, month: &str) -> bool {
-        self.months.is_none_or(|m| m.contains(month))
-    }
 }
 
 /// How a ledger built by delta (`delta::refresh`) relates to the version it was built from.
@@ -428,30 +412,10 @@ impl Ledger {
     /// at scale 1, a server that built its ledger at start still had 3.0 GiB resident after
     /// this, 3.6 GiB before, against 150 MiB for one that reused a published ledger.)
     pub(crate) fn release_rows(&mut self) {
-        self.release_working_state();
         self.batches = Vec::new();
-    }
-
-    /// Lets go of what only building and publishing needed (the costed movements, the
-    /// mapped rows, the scratch folder), keeping the rows for the cubes built next.
-    pub(crate) fn release_working_state(&mut self) {
         self.costed = None;
         self.staged = None;
         self.mapped = None;
-    }
-
-    /// The rows it holds in memory and the months they are: every month of a ledger built in
-    /// memory, the rewritten ones of a ledger built by delta; `None` when its rows are not
-    /// in memory (reused, built on disk, or let go). The cubes built from the version it is
-    /// published as read the months from here rather than from the files just written.
-    pub fn rows_in_memory(&self) -> Option<RowsInMemory<'_>> {
-        if self.reused.is_some() || self.staged.is_some() || self.batches.is_empty() {
-            return None;
-        }
-        Some(RowsInMemory {
-            months: self.by_delta.as_ref().map(|d| &d.rewritten),
-            batches: &self.batches,
-        })
     }
 
     /// The stock book as stored (`_stock.book`: each chain's costing state at every month
