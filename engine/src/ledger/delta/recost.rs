@@ -1,15 +1,18 @@
 //! Re-costing the chains a change touches ([`cost_rows`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::model::Model;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use super::{Side, collect_one};
 use crate::error::{EngineError, Result};
 use crate::ledger::cost::{self, Stock};
-use crate::ledger::{base_sql, lap, register, sources, stock, utf8_named};
+use crate::ledger::{base_sql, lap, named, register, sources, stock, utf8_named};
 use crate::session::new_session;
 
 /// The costing side of a change: the chains (SKU × warehouse) whose movements it changes,
@@ -110,16 +113,10 @@ pub async fn cost_rows(
     lap(&mut lap_started, "re-costing: the changed chains");
     register(&ctx, "d_chains", chains.clone())?;
     let from = "JOIN d_chains c ON c.sku = p.sku AND c.warehouse = p.warehouse";
-    let replaced = collect_one(
-        &ctx,
-        &format!(
-            "SELECT p.* FROM d_published p {from} WHERE p.month >= c.from_month \
-             ORDER BY {}",
-            qualified("p", COSTING_ORDER)
-        ),
-    )
-    .await
-    .map_err(|e| step("the replaced movements", e))?;
+    let split = ChainSplit::of(published.costed, &chains)
+        .map_err(|e| step("the published movements of the chains", e))?;
+    // In costing order, as the published movements are.
+    let replaced = filter_record_batch(published.costed, &split.from_first)?;
     lap(&mut lap_started, "re-costing: the replaced movements");
     // Every published movement of K's lines in a changed chain from its month on is on the
     // old side: all of them give way to the new side's.
@@ -141,21 +138,10 @@ pub async fn cost_rows(
     .map_err(|e| step("the movements to cost", e))?;
     lap(&mut lap_started, "re-costing: the movements to cost");
     let moves = cost::with_utf8_line(&moves)?;
-    register(&ctx, "d_moves", moves.clone())?;
     // What the chains' earlier issues took, for the returns to come of the lines they issued.
-    let earlier = collect_one(
-        &ctx,
-        &format!(
-            "SELECT arrow_cast(p.sku, 'Utf8') AS sku, arrow_cast(p.warehouse, 'Utf8') AS warehouse, \
-                    arrow_cast(p.kind, 'Utf8') AS kind, arrow_cast(p.line, 'Utf8') AS line, \
-                    p.qty, p.value_e4 \
-             FROM d_published p {from} \
-               LEFT SEMI JOIN (SELECT line FROM d_moves WHERE kind = 'return') r ON r.line = p.line \
-             WHERE p.month < c.from_month AND p.kind = 'issue'"
-        ),
-    )
-    .await
-    .map_err(|e| step("the earlier issues", e))?;
+    let earlier = split
+        .earlier_issues(published.costed, &moves)
+        .map_err(|e| step("the earlier issues", e))?;
     lap(&mut lap_started, "re-costing: the earlier issues");
     let mut issued = cost::issued_by_chain(&earlier)?;
     // Each chain resumes at the end of the month before its first changed one; a chain with
@@ -245,4 +231,157 @@ fn qualified(table: &str, columns: &str) -> String {
         .map(|c| format!("{table}.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A run of consecutive rows of one chain (`sku`, `warehouse`; `None` for a null).
+pub(super) struct ChainRun<'a> {
+    pub(super) chain: (Option<&'a str>, Option<&'a str>),
+    pub(super) rows: std::ops::Range<usize>,
+}
+
+/// The chains' runs of movements in costing order (their `sku` and `warehouse` columns). A
+/// null sorts after every value, as `ORDER BY` puts it by default.
+pub(super) fn chain_runs<'a>(
+    sku: &'a StringArray,
+    warehouse: &'a StringArray,
+    what: &str,
+) -> Result<Vec<ChainRun<'a>>> {
+    let key = |i: usize| {
+        (
+            sku.is_valid(i).then(|| sku.value(i)),
+            warehouse.is_valid(i).then(|| warehouse.value(i)),
+        )
+    };
+    let mut runs: Vec<ChainRun<'a>> = Vec::new();
+    for i in 0..sku.len() {
+        let chain = key(i);
+        match runs.last_mut() {
+            Some(run) if run.chain == chain => run.rows.end = i + 1,
+            _ => runs.push(ChainRun {
+                chain,
+                rows: i..i + 1,
+            }),
+        }
+    }
+    // Each chain is one run, in order; anything else is not costing order.
+    for pair in runs.windows(2) {
+        if null_last(pair[0].chain) >= null_last(pair[1].chain) {
+            return Err(EngineError::ledger(format!(
+                "{what}: not in costing order at row {}",
+                pair[1].rows.start
+            )));
+        }
+    }
+    Ok(runs)
+}
+
+/// A chain key in `ORDER BY` order (nulls last).
+type ChainOrder<'a> = ((bool, Option<&'a str>), (bool, Option<&'a str>));
+
+/// A chain key ordered as `ORDER BY sku, warehouse` orders it: nulls last.
+pub(super) fn null_last<'a>(chain: (Option<&'a str>, Option<&'a str>)) -> ChainOrder<'a> {
+    ((chain.0.is_none(), chain.0), (chain.1.is_none(), chain.1))
+}
+
+/// The published costed movements of the changed chains, by where they stand to each one's
+/// first changed month. One pass over the chains' runs (the movements are in costing order,
+/// so a chain is one run, looked up once): two joins with the chains took 0.42 s of a day at
+/// scale 1, scanning the 1.5 M movements and sorting what they kept.
+struct ChainSplit {
+    /// A changed chain's movements from its first changed month on: what re-costing replaces.
+    from_first: BooleanArray,
+    /// A changed chain's movements before that month.
+    before: BooleanArray,
+}
+
+impl ChainSplit {
+    /// Splits `published` (costed movements, in costing order) by `chains` (`sku`,
+    /// `warehouse`, `from_month`). A movement with no month, or of a chain with a null key,
+    /// is in neither part, as SQL's comparisons and joins leave it out.
+    fn of(published: &RecordBatch, chains: &RecordBatch) -> Result<ChainSplit> {
+        const WHAT: &str = "the published costed movements";
+        let utf8 = |name: &str| -> Result<ArrayRef> {
+            Ok(cast(named(published, name, WHAT)?, &DataType::Utf8)?)
+        };
+        let (sku, warehouse, month) = (utf8("sku")?, utf8("warehouse")?, utf8("month")?);
+        let month = month.as_string::<i32>();
+        let (c_sku, c_warehouse, c_from) = (
+            utf8_named(chains, "sku", "re-costing")?,
+            utf8_named(chains, "warehouse", "re-costing")?,
+            utf8_named(chains, "from_month", "re-costing")?,
+        );
+        let first_changed: HashMap<(&str, &str), &str> = (0..chains.num_rows())
+            .filter(|&i| c_sku.is_valid(i) && c_warehouse.is_valid(i) && c_from.is_valid(i))
+            .map(|i| ((c_sku.value(i), c_warehouse.value(i)), c_from.value(i)))
+            .collect();
+        let mut from_first = vec![false; published.num_rows()];
+        let mut before = vec![false; published.num_rows()];
+        for run in chain_runs(sku.as_string(), warehouse.as_string(), WHAT)? {
+            let (Some(sku), Some(warehouse)) = run.chain else {
+                continue;
+            };
+            let Some(&first) = first_changed.get(&(sku, warehouse)) else {
+                continue;
+            };
+            for i in run.rows.filter(|&i| month.is_valid(i)) {
+                if month.value(i) >= first {
+                    from_first[i] = true;
+                } else {
+                    before[i] = true;
+                }
+            }
+        }
+        Ok(ChainSplit {
+            from_first: BooleanArray::from(from_first),
+            before: BooleanArray::from(before),
+        })
+    }
+
+    /// The issues before the first changed month of lines that `moves` (the movements to
+    /// cost) return: `sku`, `warehouse`, `kind`, `line` (as text), `qty` and `value_e4`, what
+    /// [`cost::issued_by_chain`] reads.
+    fn earlier_issues(&self, published: &RecordBatch, moves: &RecordBatch) -> Result<RecordBatch> {
+        const WHAT: &str = "the earlier issues";
+        let utf8 = |batch: &RecordBatch, name: &str| -> Result<ArrayRef> {
+            Ok(cast(named(batch, name, WHAT)?, &DataType::Utf8)?)
+        };
+        let (m_kind, m_line) = (utf8(moves, "kind")?, utf8(moves, "line")?);
+        let (m_kind, m_line) = (m_kind.as_string::<i32>(), m_line.as_string::<i32>());
+        let returned: HashSet<&str> = (0..moves.num_rows())
+            .filter(|&i| m_kind.is_valid(i) && m_kind.value(i) == "return" && m_line.is_valid(i))
+            .map(|i| m_line.value(i))
+            .collect();
+        let before = filter_record_batch(published, &self.before)?;
+        let (kind, line) = (utf8(&before, "kind")?, utf8(&before, "line")?);
+        let (kind_text, line_text) = (kind.as_string::<i32>(), line.as_string::<i32>());
+        let issued: BooleanArray = (0..before.num_rows())
+            .map(|i| {
+                Some(
+                    kind_text.is_valid(i)
+                        && kind_text.value(i) == "issue"
+                        && line_text.is_valid(i)
+                        && returned.contains(line_text.value(i)),
+                )
+            })
+            .collect();
+        let earlier = filter_record_batch(&before, &issued)?;
+        let text = |name: &str| -> Result<ArrayRef> { utf8(&earlier, name) };
+        let columns: Vec<ArrayRef> = vec![
+            text("sku")?,
+            text("warehouse")?,
+            text("kind")?,
+            text("line")?,
+            Arc::clone(named(&earlier, "qty", WHAT)?),
+            Arc::clone(named(&earlier, "value_e4", WHAT)?),
+        ];
+        let fields: Vec<Field> = ["sku", "warehouse", "kind", "line", "qty", "value_e4"]
+            .iter()
+            .zip(&columns)
+            .map(|(name, c)| Field::new(*name, c.data_type().clone(), true))
+            .collect();
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
 }

@@ -30,16 +30,17 @@ use std::time::Instant;
 
 use amoeba_catalog::Catalog;
 use amoeba_catalog::model::Model;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
+use super::recost::{chain_runs, null_last};
 use super::{
     MergedMonths, PublishedCosting, Side, collect_one, cost_ledger_rows, cost_rows, merge_months,
     month_rows, net_delta, order_rows, sql_list,
 };
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::inputs::InputChanges;
 use crate::ledger::checks::{self, CheckRow, CheckSums, Status};
@@ -448,56 +449,6 @@ fn merged_costed(
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(published.schema(), columns)?)
-}
-
-/// A run of consecutive rows of one chain (`sku`, `warehouse`; `None` for a null).
-struct ChainRun<'a> {
-    chain: (Option<&'a str>, Option<&'a str>),
-    rows: std::ops::Range<usize>,
-}
-
-/// The chains' runs of movements in costing order (their `sku` and `warehouse` columns). A
-/// null sorts after every value, as `ORDER BY` puts it by default.
-fn chain_runs<'a>(
-    sku: &'a StringArray,
-    warehouse: &'a StringArray,
-    what: &str,
-) -> Result<Vec<ChainRun<'a>>> {
-    let key = |i: usize| {
-        (
-            sku.is_valid(i).then(|| sku.value(i)),
-            warehouse.is_valid(i).then(|| warehouse.value(i)),
-        )
-    };
-    let mut runs: Vec<ChainRun<'a>> = Vec::new();
-    for i in 0..sku.len() {
-        let chain = key(i);
-        match runs.last_mut() {
-            Some(run) if run.chain == chain => run.rows.end = i + 1,
-            _ => runs.push(ChainRun {
-                chain,
-                rows: i..i + 1,
-            }),
-        }
-    }
-    // Each chain is one run, in order; anything else is not costing order.
-    for pair in runs.windows(2) {
-        if null_last(pair[0].chain) >= null_last(pair[1].chain) {
-            return Err(EngineError::ledger(format!(
-                "{what}: not in costing order at row {}",
-                pair[1].rows.start
-            )));
-        }
-    }
-    Ok(runs)
-}
-
-/// A chain key in `ORDER BY` order (nulls last).
-type ChainOrder<'a> = ((bool, Option<&'a str>), (bool, Option<&'a str>));
-
-/// A chain key ordered as `ORDER BY sku, warehouse` orders it: nulls last.
-fn null_last<'a>(chain: (Option<&'a str>, Option<&'a str>)) -> ChainOrder<'a> {
-    ((chain.0.is_none(), chain.0), (chain.1.is_none(), chain.1))
 }
 
 /// The checks of a ledger built by delta, and the totals they compared: the source totals
