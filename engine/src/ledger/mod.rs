@@ -722,10 +722,21 @@ pub(crate) const LEDGER_ORDER: &str =
 
 /// `rows` with the ledger's columns and types (and its `month`), in no particular order.
 pub(crate) fn ledger_projection(rows: &str) -> String {
+    projection_with_month(rows, "to_char(date, '%Y-%m')")
+}
+
+/// `rows` of a published version (the ledger's columns with their `month`), projected as
+/// [`ledger_projection`] projects rows: the month is read, not formatted again from the date
+/// of every row.
+pub(crate) fn published_projection(rows: &str) -> String {
+    projection_with_month(rows, "month")
+}
+
+fn projection_with_month(rows: &str, month: &str) -> String {
     format!(
         "SELECT date, {text}, CAST(amount AS DECIMAL({precision},2)) AS amount, qty, \
                 arrow_cast(source, 'Utf8') AS source, \
-                arrow_cast(to_char(date, '%Y-%m'), 'Utf8') AS month FROM ({rows})",
+                arrow_cast({month}, 'Utf8') AS month FROM ({rows})",
         precision = store::LEDGER_AMOUNT_PRECISION,
         // One string type throughout (the parts mix Utf8 and Utf8View).
         text = [

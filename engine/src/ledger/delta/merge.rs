@@ -2,6 +2,7 @@
 //! write them ([`merge_months`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,7 +10,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::prelude::SessionContext;
 
@@ -18,8 +19,8 @@ use crate::error::{EngineError, Result};
 use crate::fingerprint;
 use crate::ledger::sources::{LEDGER_COLUMNS, MONTH_RULE_SOURCES};
 use crate::ledger::{
-    LEDGER_ORDER, LEDGER_TABLE, conform_to, decimal_named, lap, ledger_projection, named, register,
-    register_rows, string_col,
+    LEDGER_ORDER, LEDGER_TABLE, conform_to, decimal_named, lap, ledger_projection, named,
+    published_projection, register, register_rows, string_col,
 };
 use crate::session::new_session;
 
@@ -87,12 +88,8 @@ pub async fn merge_months(
         });
     }
     // Each part with the ledger's columns and whether a row is a month rule's.
-    let part = |rows: &str| {
-        format!(
-            "SELECT *, {MONTH_RULE_SOURCES} AS {RULE} FROM ({})",
-            ledger_projection(rows)
-        )
-    };
+    let part =
+        |projected: String| format!("SELECT *, {MONTH_RULE_SOURCES} AS {RULE} FROM ({projected})");
     let replaced_rules = if rules.months.is_empty() {
         String::new()
     } else {
@@ -101,28 +98,37 @@ pub async fn merge_months(
             sql_list(&rules.months)
         )
     };
-    let old = collect_one(
-        published,
-        &part(&format!(
-            "SELECT {LEDGER_COLUMNS} FROM {LEDGER_TABLE} WHERE month IN ({}){replaced_rules}",
+    let old = published
+        .sql(&part(published_projection(&format!(
+            "SELECT {LEDGER_COLUMNS}, month FROM {LEDGER_TABLE} \
+             WHERE month IN ({}){replaced_rules}",
             sql_list(&months)
-        )),
-    )
-    .await?;
+        ))))
+        .await?;
+    let planned: SchemaRef = Arc::new(old.schema().as_arrow().clone());
+    let old = old.collect().await?;
     lap(&mut lap_started, "merge: the published months read");
-    let schema = old.schema();
-    let mut parts = vec![old];
+    let schema = old.first().map_or(planned, RecordBatch::schema);
+    // Each batch read is a run of one file's rows, in the ledger's order.
+    let mut runs = Vec::with_capacity(old.len() + 1);
+    let mut at = 0;
+    for batch in &old {
+        runs.push(at..at + batch.num_rows());
+        at += batch.num_rows();
+    }
+    let mut parts = old;
     register(&ctx, "m_rules", rules.rows.clone())?;
     let mut new = vec![format!("SELECT {LEDGER_COLUMNS} FROM m_rules")];
     if !net.is_empty() {
         new.push(format!("SELECT {LEDGER_COLUMNS} FROM m_net"));
     }
-    let new = collect_one(&ctx, &part(&new.join(" UNION ALL "))).await?;
+    let new = collect_one(&ctx, &part(ledger_projection(&new.join(" UNION ALL ")))).await?;
+    runs.push(at..at + new.num_rows());
     parts.push(conform_to(&new, &schema, "the delta's rows")?);
     let all = concat_batches(&schema, &parts)?;
     drop(parts);
     lap(&mut lap_started, "merge: the delta's rows");
-    let merged = summed_in_order(&all)?;
+    let merged = summed_in_order(&all, &runs)?;
     lap(&mut lap_started, "merge: summed in order");
     Ok(MergedMonths {
         months,
@@ -136,7 +142,13 @@ const RULE: &str = "_rule";
 /// `rows` (the ledger's columns and [`RULE`]) in the ledger's order, the rows that are not a
 /// month rule's summed at the grain and kept when they carry something (an amount or a
 /// quantity), as `summed_at_grain` keeps them; a month rule's rows as they are.
-fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
+///
+/// `runs` cut `rows` into ranges, most of them already in order (a batch read from a
+/// published file is): laid end to end by their first rows, they are one sorted run but for
+/// the delta's, and the sort merges that in instead of sorting 1.2 M rows that came back
+/// interleaved from the scan's partitions (0.34 s of a day at scale 1). The result does not
+/// depend on them: any ranges give the same rows.
+fn summed_in_order(rows: &RecordBatch, runs: &[Range<usize>]) -> Result<RecordBatch> {
     const WHAT: &str = "the merged months";
     let keys: Vec<ArrayRef> = LEDGER_ORDER
         .split(',')
@@ -157,10 +169,30 @@ fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
         .collect();
     let converter = RowConverter::new(fields)?;
     let keyed = converter.convert_columns(&keys)?;
-    let mut order: Vec<u32> = (0..u32::try_from(rows.num_rows()).map_err(|_| {
-        EngineError::ledger(format!("{WHAT}: {} rows are too many", rows.num_rows()))
-    })?)
+    let too_many = || EngineError::ledger(format!("{WHAT}: {} rows are too many", rows.num_rows()));
+    u32::try_from(rows.num_rows()).map_err(|_| too_many())?;
+    let mut runs: Vec<Range<usize>> = runs
+        .iter()
+        .filter(|r| !r.is_empty() && r.end <= rows.num_rows())
+        .cloned()
         .collect();
+    runs.sort_by(|a, b| keyed.row(a.start).cmp(&keyed.row(b.start)));
+    let mut order: Vec<u32> = Vec::with_capacity(rows.num_rows());
+    let mut seen = vec![false; rows.num_rows()];
+    for run in runs {
+        for i in run {
+            if !std::mem::replace(&mut seen[i], true) {
+                order.push(i as u32);
+            }
+        }
+    }
+    // Rows no run names (there are none when the runs cover the rows once) come last.
+    order.extend(
+        seen.iter()
+            .enumerate()
+            .filter(|(_, s)| !**s)
+            .map(|(i, _)| i as u32),
+    );
     order.sort_by(|&a, &b| keyed.row(a as usize).cmp(&keyed.row(b as usize)));
 
     let rule = named(rows, RULE, WHAT)?
@@ -341,8 +373,10 @@ mod tests {
     }
 
     #[test]
+    // The ranges are runs of rows, not the rows themselves.
+    #[allow(clippy::single_range_in_vec_init)]
     fn equal_grains_are_summed_in_the_ledger_order_and_kept_when_they_carry_something() {
-        let merged = summed_in_order(&rows(&[
+        let input = rows(&[
             (1, "B", "gross_sales", 5_000, Some(2), "order"),
             (1, "A", "gross_sales", 1_000, Some(1), "order"),
             // The delta: A's sale corrected, B's taken out whole, C's quantity returned.
@@ -352,8 +386,8 @@ mod tests {
             // A month rule's rows are kept as they are, even at one grain.
             (1, "", "allocated_rent", 700, None, "pool:rent"),
             (1, "", "allocated_rent", 300, None, "pool:rent"),
-        ]))
-        .expect("merged");
+        ]);
+        let merged = summed_in_order(&input, &[0..7]).expect("merged");
         assert!(merged.column_by_name(RULE).is_none());
         assert_eq!(
             summary(&merged),
@@ -364,5 +398,16 @@ mod tests {
                 ("C".into(), "gross_sales".into(), 0, Some(-1)),
             ]
         );
+        // The runs only speed the sort: unsorted ones, overlapping ones, one past the rows,
+        // or none at all give the same rows.
+        for runs in [
+            vec![3..5, 5..7, 0..3],
+            vec![4..7, 0..5, 6..9],
+            vec![1..2],
+            vec![],
+        ] {
+            let again = summed_in_order(&input, &runs).expect("merged");
+            assert_eq!(summary(&again), summary(&merged), "{runs:?}");
+        }
     }
 }

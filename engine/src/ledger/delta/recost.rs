@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amoeba_catalog::model::Model;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use super::{Side, collect_one};
@@ -290,8 +292,8 @@ pub(super) fn null_last<'a>(chain: (Option<&'a str>, Option<&'a str>)) -> ChainO
 struct ChainSplit {
     /// A changed chain's movements from its first changed month on: what re-costing replaces.
     from_first: BooleanArray,
-    /// A changed chain's movements before that month.
-    before: BooleanArray,
+    /// The rows of a changed chain's movements before that month.
+    before: Vec<usize>,
 }
 
 impl ChainSplit {
@@ -315,7 +317,7 @@ impl ChainSplit {
             .map(|i| ((c_sku.value(i), c_warehouse.value(i)), c_from.value(i)))
             .collect();
         let mut from_first = vec![false; published.num_rows()];
-        let mut before = vec![false; published.num_rows()];
+        let mut before = Vec::new();
         for run in chain_runs(sku.as_string(), warehouse.as_string(), WHAT)? {
             let (Some(sku), Some(warehouse)) = run.chain else {
                 continue;
@@ -327,13 +329,13 @@ impl ChainSplit {
                 if month.value(i) >= first {
                     from_first[i] = true;
                 } else {
-                    before[i] = true;
+                    before.push(i);
                 }
             }
         }
         Ok(ChainSplit {
             from_first: BooleanArray::from(from_first),
-            before: BooleanArray::from(before),
+            before,
         })
     }
 
@@ -351,20 +353,21 @@ impl ChainSplit {
             .filter(|&i| m_kind.is_valid(i) && m_kind.value(i) == "return" && m_line.is_valid(i))
             .map(|i| m_line.value(i))
             .collect();
-        let before = filter_record_batch(published, &self.before)?;
-        let (kind, line) = (utf8(&before, "kind")?, utf8(&before, "line")?);
-        let (kind_text, line_text) = (kind.as_string::<i32>(), line.as_string::<i32>());
-        let issued: BooleanArray = (0..before.num_rows())
-            .map(|i| {
-                Some(
-                    kind_text.is_valid(i)
-                        && kind_text.value(i) == "issue"
-                        && line_text.is_valid(i)
-                        && returned.contains(line_text.value(i)),
-                )
+        let (kind, line) = (utf8(published, "kind")?, utf8(published, "line")?);
+        let (kind, line) = (kind.as_string::<i32>(), line.as_string::<i32>());
+        let issued: Vec<u32> = self
+            .before
+            .iter()
+            .copied()
+            .filter(|&i| {
+                kind.is_valid(i)
+                    && kind.value(i) == "issue"
+                    && line.is_valid(i)
+                    && returned.contains(line.value(i))
             })
-            .collect();
-        let earlier = filter_record_batch(&before, &issued)?;
+            .map(|i| u32::try_from(i).map_err(|_| EngineError::ledger(format!("{WHAT}: row {i}"))))
+            .collect::<Result<_>>()?;
+        let earlier = take_record_batch(published, &UInt32Array::from(issued))?;
         let text = |name: &str| -> Result<ArrayRef> { utf8(&earlier, name) };
         let columns: Vec<ArrayRef> = vec![
             text("sku")?,
