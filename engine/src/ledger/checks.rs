@@ -275,16 +275,19 @@ const LEDGER_SUMS: &str = "\
     FROM b_ledger GROUP BY month, platform, shop_id, unit_id, account, source";
 
 /// The source totals the comparisons and the unmapped fee names read (`b_source_sums`), from a
-/// build session's working tables (`b_lines`, `b_fees`) and unified views: one row per
-/// `kind` and group with rows, its total `v` and its rows `n`.
+/// build session's unified views and its working table `b_fees`: one row per `kind` and
+/// group with rows, its total `v` and its rows `n`.
 ///
 /// A refresh by delta sums these over every source row too, not by delta: they are its check
-/// on the closure (`delta::refresh`).
+/// on the closure (`delta::refresh`). The sales are summed from `order_lines` itself, not
+/// from `b_lines` (its rows, one per line, with the unit and the shipping status joined): the
+/// sums are the same, and a refresh by delta need not build `b_lines` over every line only
+/// for them (0.3 s of a day at scale 1).
 const SOURCE_SUMS: &str = "\
-    SELECT 'sales' AS kind, platform, shop_id, to_char(date, '%Y-%m') AS month, \
+    SELECT 'sales' AS kind, platform, shop_id, to_char(CAST(paid_at AS DATE), '%Y-%m') AS month, \
            CAST(NULL AS VARCHAR) AS name, \
            SUM(gross_sales - seller_discount + shipping_income) AS v, COUNT(*) AS n \
-    FROM b_lines GROUP BY 2, 3, 4 \
+    FROM order_lines GROUP BY 2, 3, 4 \
     UNION ALL SELECT 'refunds', platform, shop_id, to_char(refunded_at, '%Y-%m'), NULL, \
            SUM(-amount), COUNT(*) FROM refunds GROUP BY 2, 3, 4 \
     UNION ALL SELECT 'ad_spend', platform, shop_id, to_char(date, '%Y-%m'), NULL, SUM(-spend), \

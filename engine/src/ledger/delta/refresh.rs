@@ -467,8 +467,7 @@ async fn delta_checks(
     book: &RecordBatch,
 ) -> Result<(Vec<CheckRow>, CheckSums)> {
     register(ctx, "b_units", units_batch(model)?)?;
-    // Of the build's working tables, the source totals read the lines and the fees.
-    cache(ctx, &Staging::Memory, "b_lines", &sources::lines(model)).await?;
+    // Of the build's working tables, the source totals read the fees.
     cache(ctx, &Staging::Memory, "b_fees", &sources::fees(model)).await?;
     register(ctx, "b_costed", costed.clone())?;
     register(ctx, "b_stock", book.clone())?;
