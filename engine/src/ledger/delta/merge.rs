@@ -2,7 +2,6 @@
 //! write them ([`merge_months`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +9,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::prelude::SessionContext;
 
@@ -98,37 +97,29 @@ pub async fn merge_months(
             sql_list(&rules.months)
         )
     };
-    let old = published
-        .sql(&part(published_projection(&format!(
+    let old = collect_one(
+        published,
+        &part(published_projection(&format!(
             "SELECT {LEDGER_COLUMNS}, month FROM {LEDGER_TABLE} \
              WHERE month IN ({}){replaced_rules}",
             sql_list(&months)
-        ))))
-        .await?;
-    let planned: SchemaRef = Arc::new(old.schema().as_arrow().clone());
-    let old = old.collect().await?;
+        ))),
+    )
+    .await?;
     lap(&mut lap_started, "merge: the published months read");
-    let schema = old.first().map_or(planned, RecordBatch::schema);
-    // Each batch read is a run of one file's rows, in the ledger's order.
-    let mut runs = Vec::with_capacity(old.len() + 1);
-    let mut at = 0;
-    for batch in &old {
-        runs.push(at..at + batch.num_rows());
-        at += batch.num_rows();
-    }
-    let mut parts = old;
+    let schema = old.schema();
+    let mut parts = vec![old];
     register(&ctx, "m_rules", rules.rows.clone())?;
     let mut new = vec![format!("SELECT {LEDGER_COLUMNS} FROM m_rules")];
     if !net.is_empty() {
         new.push(format!("SELECT {LEDGER_COLUMNS} FROM m_net"));
     }
     let new = collect_one(&ctx, &part(ledger_projection(&new.join(" UNION ALL ")))).await?;
-    runs.push(at..at + new.num_rows());
     parts.push(conform_to(&new, &schema, "the delta's rows")?);
     let all = concat_batches(&schema, &parts)?;
     drop(parts);
     lap(&mut lap_started, "merge: the delta's rows");
-    let merged = summed_in_order(&all, &runs)?;
+    let merged = summed_in_order(&all)?;
     lap(&mut lap_started, "merge: summed in order");
     Ok(MergedMonths {
         months,
@@ -142,13 +133,7 @@ const RULE: &str = "_rule";
 /// `rows` (the ledger's columns and [`RULE`]) in the ledger's order, the rows that are not a
 /// month rule's summed at the grain and kept when they carry something (an amount or a
 /// quantity), as `summed_at_grain` keeps them; a month rule's rows as they are.
-///
-/// `runs` cut `rows` into ranges, most of them already in order (a batch read from a
-/// published file is): laid end to end by their first rows, they are one sorted run but for
-/// the delta's, and the sort merges that in instead of sorting 1.2 M rows that came back
-/// interleaved from the scan's partitions (0.34 s of a day at scale 1). The result does not
-/// depend on them: any ranges give the same rows.
-fn summed_in_order(rows: &RecordBatch, runs: &[Range<usize>]) -> Result<RecordBatch> {
+fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
     const WHAT: &str = "the merged months";
     let keys: Vec<ArrayRef> = LEDGER_ORDER
         .split(',')
@@ -169,30 +154,10 @@ fn summed_in_order(rows: &RecordBatch, runs: &[Range<usize>]) -> Result<RecordBa
         .collect();
     let converter = RowConverter::new(fields)?;
     let keyed = converter.convert_columns(&keys)?;
-    let too_many = || EngineError::ledger(format!("{WHAT}: {} rows are too many", rows.num_rows()));
-    u32::try_from(rows.num_rows()).map_err(|_| too_many())?;
-    let mut runs: Vec<Range<usize>> = runs
-        .iter()
-        .filter(|r| !r.is_empty() && r.end <= rows.num_rows())
-        .cloned()
+    let mut order: Vec<u32> = (0..u32::try_from(rows.num_rows()).map_err(|_| {
+        EngineError::ledger(format!("{WHAT}: {} rows are too many", rows.num_rows()))
+    })?)
         .collect();
-    runs.sort_by(|a, b| keyed.row(a.start).cmp(&keyed.row(b.start)));
-    let mut order: Vec<u32> = Vec::with_capacity(rows.num_rows());
-    let mut seen = vec![false; rows.num_rows()];
-    for run in runs {
-        for i in run {
-            if !std::mem::replace(&mut seen[i], true) {
-                order.push(i as u32);
-            }
-        }
-    }
-    // Rows no run names (there are none when the runs cover the rows once) come last.
-    order.extend(
-        seen.iter()
-            .enumerate()
-            .filter(|(_, s)| !**s)
-            .map(|(i, _)| i as u32),
-    );
     order.sort_by(|&a, &b| keyed.row(a as usize).cmp(&keyed.row(b as usize)));
 
     let rule = named(rows, RULE, WHAT)?
@@ -373,8 +338,6 @@ mod tests {
     }
 
     #[test]
-    // The ranges are runs of rows, not the rows themselves.
-    #[allow(clippy::single_range_in_vec_init)]
     fn equal_grains_are_summed_in_the_ledger_order_and_kept_when_they_carry_something() {
         let input = rows(&[
             (1, "B", "gross_sales", 5_000, Some(2), "order"),
@@ -387,7 +350,7 @@ mod tests {
             (1, "", "allocated_rent", 700, None, "pool:rent"),
             (1, "", "allocated_rent", 300, None, "pool:rent"),
         ]);
-        let merged = summed_in_order(&input, &[0..7]).expect("merged");
+        let merged = summed_in_order(&input).expect("merged");
         assert!(merged.column_by_name(RULE).is_none());
         assert_eq!(
             summary(&merged),
@@ -398,16 +361,5 @@ mod tests {
                 ("C".into(), "gross_sales".into(), 0, Some(-1)),
             ]
         );
-        // The runs only speed the sort: unsorted ones, overlapping ones, one past the rows,
-        // or none at all give the same rows.
-        for runs in [
-            vec![3..5, 5..7, 0..3],
-            vec![4..7, 0..5, 6..9],
-            vec![1..2],
-            vec![],
-        ] {
-            let again = summed_in_order(&input, &runs).expect("merged");
-            assert_eq!(summary(&again), summary(&merged), "{runs:?}");
-        }
     }
 }
