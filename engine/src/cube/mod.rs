@@ -606,7 +606,7 @@ fn rows_per_set(batches: &[RecordBatch]) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-/// A month of a cube as a Parquet file's bytes (LZ4, its columns encoded in parallel as the
+/// A month of a cube as a Parquet file's bytes (ZSTD, its columns encoded in parallel as the
 /// ledger's own files are: `ledger::batch_to_parquet`).
 fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch], what: &str) -> Result<Vec<u8>> {
     let rows = datafusion::arrow::compute::concat_batches(schema, batches)?;

@@ -395,11 +395,13 @@ fn with_paths(paths: &HashMap<i64, String>, batch: &RecordBatch, at: &str) -> Re
     )?)
 }
 
-/// How the mapped rows are written: LZ4 (`store::OWN_FILES_CODEC`), and no dictionary for `_key` (a key is on one row,
+/// How the mapped rows are written: ZSTD, and no dictionary for `_key` (a key is on one row,
 /// or a few: a dictionary of millions of distinct texts only costs time).
 fn mapped_writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
     datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_compression(super::store::OWN_FILES_CODEC)
+        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+            datafusion::parquet::basic::ZstdLevel::default(),
+        ))
         .set_column_dictionary_enabled(
             datafusion::parquet::schema::types::ColumnPath::from("_key"),
             false,

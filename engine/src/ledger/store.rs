@@ -191,23 +191,16 @@ pub async fn published_ledger_sums(
     published_batch(warehouse, version, LEDGER_SUMS).await
 }
 
-/// The codec of a version's own files (costed movements, sums, mapped rows) and of cube
-/// months: LZ4. A refresh by delta reads the mapped rows and the costed movements whole and
-/// writes them again, and ZSTD's decoding and encoding were about 5 % of a day's CPU time at
-/// scale 1; LZ4 decodes several times faster, for files about a third larger.
-pub(crate) const OWN_FILES_CODEC: datafusion::parquet::basic::Compression =
-    datafusion::parquet::basic::Compression::LZ4_RAW;
-
-/// How a version's own files (costed movements, sums) and cube months are written:
-/// [`OWN_FILES_CODEC`].
+/// How a version's own files (costed movements, sums, mapped rows) are written: ZSTD.
 pub(crate) fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
     datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_compression(OWN_FILES_CODEC)
+        .set_compression(datafusion::parquet::basic::Compression::ZSTD(
+            datafusion::parquet::basic::ZstdLevel::default(),
+        ))
         .build()
 }
 
-/// `batch` as a Parquet file's bytes, compressed with [`OWN_FILES_CODEC`]; `what` names it in
-/// errors.
+/// `batch` as a Parquet file's bytes, ZSTD-compressed; `what` names it in errors.
 ///
 /// The columns of each row group are encoded in parallel, a share of them on each core,
 /// and the encoded chunks are appended in column order: the bytes are those of
