@@ -7,8 +7,9 @@
 //!        │                  compare each month's inputs (ledger [+ hours]) and the definition
 //!        │                  with the current cube manifest ─► the months to rebuild
 //!        ▼
-//!  plan::leaf_sql (those months) ─► plan::sets_sql ─► one Parquet file per month
-//!        │  check::CubeChecks on each month's rows before they are written
+//!  plan::leaf_sql (a run of those months, ≤ LEAF_ROWS_PER_RUN ledger rows) ─► plan::sets_sql
+//!        │  ─► one Parquet file per month
+//!        │  check::CubeChecks on each month's rows, in memory, before they are written
 //!        │  (totals = the ledger's, summed by account once for every cube; rollups = Σ children)
 //!        ▼
 //!  store::publish: manifest (rebuilt months → new files, others → their old files), `_current`
