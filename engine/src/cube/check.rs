@@ -139,10 +139,16 @@ pub(crate) async fn check(
     };
     let mut checks = CubeChecks::new(def);
     checks.expect(ctx, &months).await?;
+    // The stored columns: a published cube's table also computes the KPIs when read.
+    let stored: Vec<String> = plan::schema(def)
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect();
     for month in &months {
         let filter = month_filter(Some(std::slice::from_ref(month)));
         let rows = ctx
-            .sql(&format!("SELECT * FROM {table}{filter}"))
+            .sql(&format!("SELECT {} FROM {table}{filter}", stored.join(", ")))
             .await?
             .collect()
             .await?;
