@@ -148,7 +148,10 @@ pub(crate) async fn check(
     for month in &months {
         let filter = month_filter(Some(std::slice::from_ref(month)));
         let rows = ctx
-            .sql(&format!("SELECT {} FROM {table}{filter}", stored.join(", ")))
+            .sql(&format!(
+                "SELECT {} FROM {table}{filter}",
+                stored.join(", ")
+            ))
             .await?
             .collect()
             .await?;

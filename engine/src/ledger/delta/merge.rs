@@ -152,13 +152,16 @@ fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
             )
         })
         .collect();
+    let started = Instant::now();
     let converter = RowConverter::new(fields)?;
     let keyed = converter.convert_columns(&keys)?;
+    let converted = started.elapsed();
     let mut order: Vec<u32> = (0..u32::try_from(rows.num_rows()).map_err(|_| {
         EngineError::ledger(format!("{WHAT}: {} rows are too many", rows.num_rows()))
     })?)
         .collect();
     order.sort_by(|&a, &b| keyed.row(a as usize).cmp(&keyed.row(b as usize)));
+    let sorted = started.elapsed();
 
     let rule = named(rows, RULE, WHAT)?
         .as_boolean_opt()
@@ -200,6 +203,7 @@ fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
         qtys.push(units);
         i = next;
     }
+    let summed = started.elapsed();
     let taken = take_record_batch(rows, &UInt32Array::from(take))?;
     let out_schema = Arc::new(Schema::new(
         rows.schema()
@@ -232,6 +236,14 @@ fn summed_in_order(rows: &RecordBatch) -> Result<RecordBatch> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    log::debug!(
+        "{WHAT}: {} rows keyed {:.2}s, sorted {:.2}s, summed {:.2}s, taken {:.2}s",
+        rows.num_rows(),
+        converted.as_secs_f64(),
+        (sorted - converted).as_secs_f64(),
+        (summed - sorted).as_secs_f64(),
+        (started.elapsed() - summed).as_secs_f64(),
+    );
     Ok(RecordBatch::try_new(out_schema, columns)?)
 }
 

@@ -75,14 +75,18 @@ pub(crate) async fn refresh(
     changes: &InputChanges,
 ) -> Result<std::result::Result<Ledger, FullBecause>> {
     let started = Instant::now();
+    let mut step = Instant::now();
     let published = match eligible(catalog, model, manifest, changes).await? {
         Ok(published) => published,
         Err(why) => return Ok(Err(why)),
     };
+    lap(
+        &mut step,
+        "delta: the published costed movements, book, month inputs and sums read",
+    );
     let last_month = manifest.months.keys().next_back().map(String::as_str);
 
     // The new side: the published mapped rows with the change's, the closure over them.
-    let mut step = Instant::now();
     let added: BTreeSet<String> = changes.added.iter().cloned().collect();
     let stored = match mapped::published(catalog.warehouse(), &manifest.version, catalog).await? {
         Ok(stored) => stored,
