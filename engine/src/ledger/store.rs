@@ -161,10 +161,14 @@ pub(crate) async fn published_batch(
 ) -> Result<Option<RecordBatch>> {
     let at = format!("{LEDGER_DIR}/{version}/{name}");
     match objects::read(warehouse, &at).await? {
-        Some(bytes) => {
+        // Decoded off the async threads: a refresh by delta reads these while it reads the
+        // mapped rows, and a decode is CPU work of its own.
+        Some(bytes) => tokio::task::spawn_blocking(move || {
             let schema = parquet_schema(&bytes, &at)?;
             batch_from_parquet(bytes, &schema, &at).map(Some)
-        }
+        })
+        .await
+        .map_err(|e| EngineError::ledger(format!("reading {name}: {e}")))?,
         None => Ok(None),
     }
 }

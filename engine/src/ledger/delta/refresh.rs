@@ -76,23 +76,31 @@ pub(crate) async fn refresh(
 ) -> Result<std::result::Result<Ledger, FullBecause>> {
     let started = Instant::now();
     let mut step = Instant::now();
-    let published = match eligible(catalog, model, manifest, changes).await? {
+    if let Some(why) = full_because(model, manifest, changes) {
+        return Ok(Err(why));
+    }
+    // What the version kept, read together: the costed movements decode on one core while
+    // the mapped rows decode file by file on the others.
+    let (published, stored) = tokio::join!(
+        published_costing(catalog, manifest),
+        mapped::published(catalog.warehouse(), &manifest.version, catalog)
+    );
+    let published = match published? {
         Ok(published) => published,
         Err(why) => return Ok(Err(why)),
     };
+    let stored = match stored? {
+        Ok(stored) => stored,
+        Err(why) => return Ok(Err(FullBecause(why))),
+    };
     lap(
         &mut step,
-        "delta: the published costed movements, book, month inputs and sums read",
+        "delta: the published costing and mapped rows read",
     );
     let last_month = manifest.months.keys().next_back().map(String::as_str);
 
     // The new side: the published mapped rows with the change's, the closure over them.
     let added: BTreeSet<String> = changes.added.iter().cloned().collect();
-    let stored = match mapped::published(catalog.warehouse(), &manifest.version, catalog).await? {
-        Ok(stored) => stored,
-        Err(why) => return Ok(Err(FullBecause(why))),
-    };
-    lap(&mut step, "delta: the published mapped rows read");
     let patched = match mapped::patched(catalog, &stored, &added).await? {
         Ok(patched) => patched,
         Err(why) => return Ok(Err(FullBecause(why))),
@@ -296,14 +304,13 @@ async fn line_off_the_closures_days(
     )))
 }
 
-/// What the published version kept for a delta, or why the change needs a full build.
-async fn eligible(
-    catalog: &Catalog,
+/// Why a change cannot be taken in by delta, if it cannot (before anything is read).
+fn full_because(
     model: &Model,
     manifest: &LedgerManifest,
     changes: &InputChanges,
-) -> Result<std::result::Result<Published, FullBecause>> {
-    let full = |why: String| Ok(Err(FullBecause(why)));
+) -> Option<FullBecause> {
+    let full = |why: String| Some(FullBecause(why));
     if !changes.only_added() {
         return full(format!(
             "{} input(s) replaced, {} removed: their old rows are gone",
@@ -326,17 +333,29 @@ async fn eligible(
     if model.ledger_memory_limit.is_some() {
         return full("the ledger is built on disk ([ledger] memory_limit_mb)".to_string());
     }
+    None
+}
+
+/// The costing the published version kept (its costed movements, book, month inputs and
+/// ledger sums), read together, or why the change is built in full without them.
+async fn published_costing(
+    catalog: &Catalog,
+    manifest: &LedgerManifest,
+) -> Result<std::result::Result<Published, FullBecause>> {
     let warehouse = catalog.warehouse();
     let version = &manifest.version;
-    let (Some(costed), Some(book), Some(month_inputs), Some(ledger_sums)) = (
-        published_costed(warehouse, version).await?,
-        published_stock(warehouse, version).await?,
-        published_month_inputs(warehouse, version).await?,
-        published_ledger_sums(warehouse, version).await?,
-    ) else {
-        return full(format!(
+    let (costed, book, month_inputs, ledger_sums) = tokio::try_join!(
+        published_costed(warehouse, version),
+        published_stock(warehouse, version),
+        published_month_inputs(warehouse, version),
+        published_ledger_sums(warehouse, version),
+    )?;
+    let (Some(costed), Some(book), Some(month_inputs), Some(ledger_sums)) =
+        (costed, book, month_inputs, ledger_sums)
+    else {
+        return Ok(Err(FullBecause(format!(
             "version {version} kept no costed movements, stock book, month inputs or ledger sums"
-        ));
+        ))));
     };
     Ok(Ok(Published {
         costed,
