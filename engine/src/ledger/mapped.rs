@@ -301,17 +301,22 @@ impl MappedRows {
             .collect()
     }
 
-    /// Registers `catalog` in `ctx` with these as its mapped rows (`raw.<view>_mapped`), and
-    /// the unified views over them.
-    pub(crate) async fn register(&self, ctx: &SessionContext, catalog: &Catalog) -> Result<()> {
+    /// Registers `catalog` in `ctx` with these as its mapped rows (`raw.<view>_mapped`, of
+    /// the mapping parts' `schemas`), and the unified views over them. The raw tables and
+    /// the mapping parts are not registered: the rows are mapped already.
+    pub(crate) async fn register(
+        &self,
+        ctx: &SessionContext,
+        catalog: &Catalog,
+        schemas: &MappedSchemas,
+    ) -> Result<()> {
         let started = Instant::now();
-        catalog.register(ctx).await?;
+        catalog.register_around_mapped(ctx).await?;
         let registered = started.elapsed();
         let partitions = ctx.state().config().target_partitions().max(1);
         for view in UNIFIED_VIEWS {
             let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
-            let schema: SchemaRef =
-                Arc::new(ctx.table(mapped.clone()).await?.schema().as_arrow().clone());
+            let schema = schemas.of(view.name)?;
             let mut split = vec![Vec::new(); partitions];
             let mut next = 0;
             for batch in self.views.get(view.name).into_iter().flatten() {
@@ -324,7 +329,6 @@ impl MappedRows {
                     offset += length;
                 }
             }
-            ctx.deregister_table(mapped.clone())?;
             ctx.register_table(mapped, Arc::new(MemTable::try_new(schema, split)?))?;
         }
         let rows = started.elapsed();
@@ -494,10 +498,40 @@ pub(crate) async fn published(
     }))
 }
 
+/// The schema of each `raw.<view>_mapped` (the UNION ALL of its mapping parts), by view
+/// name: taken once from a session that planned the parts, and given to the sessions over
+/// rows already mapped, which plan none.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MappedSchemas(BTreeMap<String, SchemaRef>);
+
+impl MappedSchemas {
+    /// The schemas of the mapped views registered in `ctx` (by [`Catalog::register`]).
+    pub(crate) async fn of_session(ctx: &SessionContext) -> Result<MappedSchemas> {
+        let mut schemas = BTreeMap::new();
+        for view in UNIFIED_VIEWS {
+            let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
+            let schema = ctx.table(mapped).await?.schema().as_arrow().clone();
+            schemas.insert(view.name.to_string(), Arc::new(schema));
+        }
+        Ok(MappedSchemas(schemas))
+    }
+
+    /// The schema of `view`'s mapped rows.
+    pub(crate) fn of(&self, view: &str) -> Result<SchemaRef> {
+        self.0
+            .get(view)
+            .cloned()
+            .ok_or_else(|| EngineError::ledger(format!("no schema of the mapped view {view}")))
+    }
+}
+
 /// A patch of the published mapped rows: the rows after the change, the published rows
 /// that gave way (by view: the closure holds what they named too), and what it did.
 pub(crate) struct Patched {
     pub(crate) rows: MappedRows,
+    /// The mapped views' schemas, which the sessions over these rows (and over the
+    /// published ones) register them with.
+    pub(crate) schemas: MappedSchemas,
     pub(crate) replaced: BTreeMap<String, Vec<RecordBatch>>,
     pub(crate) patch: MappedPatch,
 }
@@ -544,6 +578,7 @@ pub(crate) async fn patched(
     let a_ctx = new_session()?;
     materialize_mapped(&a_ctx, &catalog.only(added), &Staging::Memory).await?;
     lap(&mut step, "mapped rows: the added files");
+    let schemas = MappedSchemas::of_session(&a_ctx).await?;
     let mut drops = Vec::new();
     for part in parts.iter().filter(|p| !p.grouped) {
         for source in &part.sources {
@@ -680,15 +715,7 @@ pub(crate) async fn patched(
         let stored_rows = stored.views.get(name).cloned().unwrap_or_default();
         let published_rows: usize = stored_rows.iter().map(RecordBatch::num_rows).sum();
         patch.published += published_rows;
-        let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
-        let schema: SchemaRef = Arc::new(
-            a_ctx
-                .table(mapped.clone())
-                .await?
-                .schema()
-                .as_arrow()
-                .clone(),
-        );
+        let schema = schemas.of(name)?;
         let mut added_rows: Vec<RecordBatch> = Vec::new();
         if !row_by_row.is_empty() {
             let rows = rows_of(
@@ -749,6 +776,7 @@ pub(crate) async fn patched(
         },
         replaced,
         patch,
+        schemas,
     }))
 }
 

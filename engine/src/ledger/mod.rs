@@ -636,11 +636,10 @@ pub(crate) async fn share_mapped(
     to: &SessionContext,
     catalog: &Catalog,
 ) -> Result<()> {
-    catalog.register(to).await?;
+    catalog.register_around_mapped(to).await?;
     for view in UNIFIED_VIEWS {
         let mapped = TableReference::partial(RAW_SCHEMA, view.mapped_name());
         let table = from.table_provider(mapped.clone()).await?;
-        to.deregister_table(mapped.clone())?;
         to.register_table(mapped, table)?;
     }
     register_over_mapped(to).await?;

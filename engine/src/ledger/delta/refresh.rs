@@ -108,7 +108,10 @@ pub(crate) async fn refresh(
     lap(&mut step, "delta: the mapped rows patched");
     log::info!("{}", patched.patch);
     let new_ctx = new_session()?;
-    patched.rows.register(&new_ctx, catalog).await?;
+    patched
+        .rows
+        .register(&new_ctx, catalog, &patched.schemas)
+        .await?;
     lap(&mut step, "delta: the patched rows registered");
     // The published rows that gave way: the closure holds what they named (a fee's old
     // order, a line's old payment day) as it holds what the new rows name.
@@ -142,7 +145,9 @@ pub(crate) async fn refresh(
     lap(&mut step, "delta: the new side");
     // The old side: the published mapped rows as they are.
     let old_ctx = new_session()?;
-    stored.register(&old_ctx, &catalog.without(&added)).await?;
+    stored
+        .register(&old_ctx, &catalog.without(&added), &patched.schemas)
+        .await?;
     drop(stored);
     lap(&mut step, "delta: the published rows registered");
     let old = Side::restricted(old_ctx, model, &keys).await?;
