@@ -3,6 +3,7 @@
 //! psql and BI tools introspect.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use amoeba_catalog::{Catalog, Warehouse};
 use datafusion::error::DataFusionError;
@@ -175,6 +176,12 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
     Ok(served)
 }
 
+/// Logs how long a step of a refresh took (`RUST_LOG=info`), and starts the next.
+fn refresh_lap(since: &mut Instant, step: &str) {
+    log::info!("refresh step {step}: {:.2}s", since.elapsed().as_secs_f64());
+    *since = Instant::now();
+}
+
 /// What [`open_published`] does but make the session ready for clients: the ledger built (or
 /// reused) and published, the cubes refreshed. `amoeba refresh` exits when that is done, and
 /// holding the master data and the ad reports in memory, or setting up the PostgreSQL
@@ -182,11 +189,16 @@ pub async fn open_published(warehouse: Warehouse, options: RefreshOptions) -> Re
 pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) -> Result<Served> {
     // Listed before the catalog reads anything: an input that lands meanwhile makes the next
     // start rebuild, never serve a ledger without it.
+    let mut step = Instant::now();
     let listing = InputListing::of(&warehouse).await?;
     let inputs = listing.fingerprint();
     let catalog = Catalog::open(warehouse).await?;
     let ctx = new_session()?;
     catalog.register(&ctx).await?;
+    refresh_lap(
+        &mut step,
+        "the inputs listed, the catalog opened and registered",
+    );
     let mut served = Served {
         ctx,
         ledger: None,
@@ -210,10 +222,12 @@ pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) ->
                     .await?
             }
         };
+        refresh_lap(&mut step, "the ledger built");
         let manifest = ledger
             .publish(served.catalog.warehouse(), &served.ctx)
             .await?;
         ledger.release_rows();
+        refresh_lap(&mut step, "the ledger published");
         let options = RefreshOptions {
             inputs_newest_ms: options
                 .inputs_newest_ms
@@ -222,6 +236,7 @@ pub async fn refresh_published(warehouse: Warehouse, options: RefreshOptions) ->
         };
         let warehouse = served.catalog.warehouse();
         served.cubes = cube::refresh(&served.ctx, warehouse, &model, &manifest, &options).await?;
+        refresh_lap(&mut step, "the cubes refreshed");
         cube::register(&served.ctx, warehouse, &model, Some(&manifest)).await?;
         // The status of every cube, refreshed this time or not.
         let mut statuses = served.cubes.clone();
