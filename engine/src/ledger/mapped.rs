@@ -571,13 +571,22 @@ pub(crate) async fn patched(
 ) -> Result<std::result::Result<Patched, String>> {
     let mut step = Instant::now();
     let parts = catalog.platform_parts();
-    // A key an added file holds that a later delivery holds too stays as published.
-    let later = keys_delivered_later(catalog, &parts, added).await?;
-    lap(&mut step, "mapped rows: the keys a later delivery holds");
-    // The added files on their own: their mapped rows, and the keys of their rows.
+    // A key an added file holds that a later delivery holds too stays as published; and the
+    // added files on their own: their mapped rows, and the keys of their rows. The two read
+    // different files, each a few rows from many small ones (most of it planning and opening
+    // files, on one core), so they run together.
     let a_ctx = new_session()?;
-    materialize_mapped(&a_ctx, &catalog.only(added), &Staging::Memory).await?;
-    lap(&mut step, "mapped rows: the added files");
+    let only_added = catalog.only(added);
+    let (later, mapped) = tokio::join!(
+        keys_delivered_later(catalog, &parts, added),
+        materialize_mapped(&a_ctx, &only_added, &Staging::Memory)
+    );
+    let later = later?;
+    mapped?;
+    lap(
+        &mut step,
+        "mapped rows: the added files, and the keys a later delivery holds",
+    );
     let schemas = MappedSchemas::of_session(&a_ctx).await?;
     let mut drops = Vec::new();
     for part in parts.iter().filter(|p| !p.grouped) {

@@ -141,23 +141,23 @@ pub(crate) async fn refresh(
     let checks_ctx = new_session()?;
     share_mapped(&new_ctx, &checks_ctx, catalog).await?;
     lap(&mut step, "delta: the checks' session");
-    let new = Side::restricted(new_ctx, model, &keys).await?;
-    lap(&mut step, "delta: the new side");
-    // The old side: the published mapped rows as they are.
+    // The old side: the published mapped rows as they are. The two sides are opened
+    // together: each is many small queries over the closure's rows.
     let old_ctx = new_session()?;
     stored
         .register(&old_ctx, &catalog.without(&added), &patched.schemas)
         .await?;
     drop(stored);
-    lap(&mut step, "delta: the published rows registered");
-    let old = Side::restricted(old_ctx, model, &keys).await?;
-    lap(&mut step, "delta: the old side");
+    let (new, old) = tokio::try_join!(
+        Side::restricted(new_ctx, model, &keys),
+        Side::restricted(old_ctx, model, &keys)
+    )?;
+    lap(&mut step, "delta: the new side and the old side");
     if let Some(moved) = line_off_the_closures_days(&old, &new, &keys).await? {
         return Ok(Err(FullBecause(moved)));
     }
 
-    let new_rows = order_rows(&new, model).await?;
-    let old_rows = order_rows(&old, model).await?;
+    let (new_rows, old_rows) = tokio::try_join!(order_rows(&new, model), order_rows(&old, model))?;
     lap(&mut step, "delta: order rows");
     let cost = cost_rows(
         &old,
